@@ -1,0 +1,374 @@
+//! Transactions: a canonical body signed by an ed25519 account key, and the access set each
+//! kind declares for the parallel executor.
+
+use crate::codec::{BoundedVec, Decode, Encode};
+use crate::hash::{hash_encoded, Digest, Domain};
+use crate::header::CertifiedHeader;
+use crate::ids::{Address, Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use crate::keys::{
+    verify_account_batch, AccountPublicKey, AccountSecretKey, AccountSignature, BlsPublicKey,
+    KeyError, ProofOfPossession,
+};
+use crate::merkle::MerkleProof;
+
+/// Most bytes of one encoded signed transaction.
+pub const MAX_TX_BYTES: usize = 64 << 10;
+/// Most keys in one access set.
+pub const MAX_ACCESS_KEYS: usize = 16;
+
+/// What a sidechain is spawned with.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SidechainParams {
+    /// Validators in its committee.
+    pub committee_size: u16,
+    /// Target time between blocks.
+    pub block_time_ms: u32,
+    /// Blocks per epoch.
+    pub epoch_length: u64,
+    /// Native coins locked on the main chain for the sidechain's lifetime.
+    pub deposit: Amount,
+}
+
+/// An asset named by where it was first issued, as carried in packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct AssetOrigin {
+    /// The issuing chain.
+    pub chain: ChainId,
+    /// The asset's id there.
+    pub asset: AssetId,
+}
+
+impl AssetOrigin {
+    /// The asset's local id on `chain`: the original id on its issuing chain, the bridged id
+    /// anywhere else.
+    pub fn local_id(&self, chain: ChainId) -> AssetId {
+        if chain == self.chain {
+            self.asset
+        } else {
+            AssetId::bridged(self.chain, self.asset)
+        }
+    }
+}
+
+/// A cross-chain packet: value sent from `source` to `destination`, committed in the source
+/// block's outbox root.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Packet {
+    /// Sending chain.
+    pub source: ChainId,
+    /// Receiving chain.
+    pub destination: ChainId,
+    /// Position on the (source, destination) channel.
+    pub sequence: Sequence,
+    /// Sender on the source chain.
+    pub sender: Address,
+    /// Recipient on the destination chain.
+    pub recipient: Address,
+    /// The asset, by origin.
+    pub asset: AssetOrigin,
+    /// How much.
+    pub amount: Amount,
+    /// Past this destination height the packet can no longer be delivered and is refunded.
+    pub timeout_height: Height,
+}
+
+impl Packet {
+    /// The commitment stored as an outbox leaf.
+    pub fn commitment(&self) -> Digest {
+        hash_encoded(Domain::Packet, self)
+    }
+}
+
+/// Proof that a packet is in a certified block's outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct PacketProof {
+    /// The source block's header and its certificate.
+    pub header: CertifiedHeader,
+    /// The packet commitment's path to `header.outbox_root`.
+    pub inclusion: MerkleProof,
+}
+
+/// The outcome a destination reports for a delivered packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Acknowledgement {
+    /// Credited to the recipient.
+    Success,
+    /// Refused (the code says why); the source refunds the sender.
+    Failure(u16),
+}
+
+/// Proof that a packet was not delivered by its timeout: a certified destination header at or
+/// past the timeout height whose state shows the channel's next receive sequence at or below
+/// the packet's (channels are ordered, so the packet was not received).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct NonDeliveryProof {
+    /// The destination header and its certificate.
+    pub header: CertifiedHeader,
+    /// The destination's next expected sequence on the channel.
+    pub next_receive: Sequence,
+    /// That state entry's path to `header.state_root`.
+    pub inclusion: MerkleProof,
+}
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum TxKind {
+    /// Move an asset between accounts of one chain.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Asset moved.
+        asset: AssetId,
+        /// How much.
+        amount: Amount,
+    },
+    /// Lock stake to join the validator set at the next epoch.
+    Stake {
+        /// The validator's BLS key.
+        validator_key: BlsPublicKey,
+        /// Its proof of possession (boxed: it is the largest field of any kind).
+        pop: Box<ProofOfPossession>,
+        /// Stake added.
+        amount: Amount,
+    },
+    /// Withdraw stake; leaves the set at the next epoch when it reaches zero.
+    Unstake {
+        /// Stake withdrawn.
+        amount: Amount,
+    },
+    /// Spawn a sidechain (main chain only).
+    SpawnSidechain {
+        /// Its parameters.
+        params: SidechainParams,
+    },
+    /// Retire a sidechain (main chain only).
+    RetireSidechain {
+        /// The sidechain.
+        chain: ChainId,
+    },
+    /// Lock or burn an asset here and send it to another chain.
+    CrossChainSend {
+        /// Receiving chain.
+        destination: ChainId,
+        /// Recipient there.
+        recipient: Address,
+        /// Local asset sent.
+        asset: AssetId,
+        /// How much.
+        amount: Amount,
+        /// Destination height past which the transfer is refunded.
+        timeout_height: Height,
+    },
+    /// Deliver a packet from another chain, with its proof.
+    DeliverPacket {
+        /// The packet.
+        packet: Packet,
+        /// Its inclusion in a certified source block.
+        proof: Box<PacketProof>,
+    },
+    /// Bring back a destination's acknowledgement of a packet sent from here.
+    AcknowledgePacket {
+        /// The packet.
+        packet: Packet,
+        /// The destination's outcome.
+        ack: Acknowledgement,
+        /// Inclusion of the acknowledgement in a certified destination block.
+        proof: Box<PacketProof>,
+    },
+    /// Refund a packet that was not delivered by its timeout.
+    TimeoutPacket {
+        /// The packet.
+        packet: Packet,
+        /// Proof of non-delivery.
+        proof: Box<NonDeliveryProof>,
+    },
+}
+
+/// A piece of state a transaction may read or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub enum StateKey {
+    /// An account's nonce.
+    Account(Address),
+    /// An account's balance of one asset.
+    Balance(Address, AssetId),
+    /// A validator's stake record.
+    Validator(Address),
+    /// The sidechain registry (its id counter).
+    SidechainRegistry,
+    /// One sidechain's record.
+    Sidechain(ChainId),
+    /// Assets locked here while out on another chain.
+    Escrow(ChainId, AssetId),
+    /// Where a local asset was issued.
+    AssetOrigin(AssetId),
+    /// Next sequence to send to a chain.
+    ChannelSend(ChainId),
+    /// Next sequence expected from a chain.
+    ChannelReceive(ChainId),
+    /// Packets sent to a chain and not yet acknowledged or timed out.
+    ChannelPending(ChainId),
+    /// The light client of a chain.
+    LightClient(ChainId),
+}
+
+/// The keys a transaction reads and writes. A key written is not listed again as read.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AccessSet {
+    /// Keys only read.
+    pub reads: Vec<StateKey>,
+    /// Keys written (and possibly read).
+    pub writes: Vec<StateKey>,
+}
+
+impl AccessSet {
+    fn write(&mut self, k: StateKey) {
+        if !self.writes.contains(&k) {
+            self.reads.retain(|r| *r != k);
+            self.writes.push(k);
+        }
+    }
+
+    fn read(&mut self, k: StateKey) {
+        if !self.writes.contains(&k) && !self.reads.contains(&k) {
+            self.reads.push(k);
+        }
+    }
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TxBody {
+    /// The chain it is for (replay on another chain is refused).
+    pub chain: ChainId,
+    /// The signer.
+    pub sender: AccountPublicKey,
+    /// Must equal the sender's current nonce.
+    pub nonce: Nonce,
+    /// Native coins paid to include it.
+    pub fee: Amount,
+    /// What it does.
+    pub kind: TxKind,
+}
+
+/// A transaction: body and the sender's signature of its id.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedTx {
+    /// The body.
+    pub body: TxBody,
+    /// Signature by `body.sender` of the transaction id.
+    pub signature: AccountSignature,
+}
+
+/// Transactions whose signatures failed, by index.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("bad signature on transactions {0:?}")]
+pub struct BadSignatures(pub Vec<usize>);
+
+impl TxBody {
+    /// The transaction id: the domain-separated hash of the canonical body.
+    pub fn id(&self) -> Digest {
+        hash_encoded(Domain::Transaction, self)
+    }
+
+    /// Sign with `key` (which must be the body's sender key to verify).
+    pub fn sign(self, key: &AccountSecretKey) -> SignedTx {
+        let signature = key.sign(self.id().as_bytes());
+        SignedTx {
+            body: self,
+            signature,
+        }
+    }
+}
+
+impl SignedTx {
+    /// The transaction id.
+    pub fn id(&self) -> Digest {
+        self.body.id()
+    }
+
+    /// The sender's address.
+    pub fn sender(&self) -> Address {
+        self.body.sender.address()
+    }
+
+    /// Check the signature.
+    pub fn verify_signature(&self) -> Result<(), KeyError> {
+        self.body
+            .sender
+            .verify(self.id().as_bytes(), &self.signature)
+    }
+
+    /// Check many signatures in one batch; on failure, find the bad ones one by one.
+    pub fn verify_batch(txs: &[SignedTx]) -> Result<(), BadSignatures> {
+        let ids: Vec<Digest> = txs.iter().map(|t| t.id()).collect();
+        let msgs: Vec<&[u8]> = ids.iter().map(|d| &d.0[..]).collect();
+        let sigs: Vec<AccountSignature> = txs.iter().map(|t| t.signature).collect();
+        let keys: Vec<AccountPublicKey> = txs.iter().map(|t| t.body.sender).collect();
+        if verify_account_batch(&msgs, &sigs, &keys).is_ok() {
+            return Ok(());
+        }
+        let bad: Vec<usize> = (0..txs.len())
+            .filter(|&i| keys[i].verify(msgs[i], &sigs[i]).is_err())
+            .collect();
+        Err(BadSignatures(bad))
+    }
+
+    /// The keys this transaction may read and write on `self.body.chain`. Every transaction
+    /// writes the sender's nonce and native balance (its fee). Fees are summed per block after
+    /// execution rather than credited to a shared key, so they add no conflicts.
+    pub fn access_set(&self) -> AccessSet {
+        let here = self.body.chain;
+        let sender = self.sender();
+        let mut set = AccessSet::default();
+        set.write(StateKey::Account(sender));
+        set.write(StateKey::Balance(sender, AssetId::NATIVE));
+        match &self.body.kind {
+            TxKind::Transfer { to, asset, .. } => {
+                set.write(StateKey::Balance(sender, *asset));
+                set.write(StateKey::Balance(*to, *asset));
+            }
+            TxKind::Stake { .. } | TxKind::Unstake { .. } => {
+                set.write(StateKey::Validator(sender));
+            }
+            TxKind::SpawnSidechain { .. } => set.write(StateKey::SidechainRegistry),
+            TxKind::RetireSidechain { chain } => {
+                set.read(StateKey::SidechainRegistry);
+                set.write(StateKey::Sidechain(*chain));
+            }
+            TxKind::CrossChainSend {
+                destination, asset, ..
+            } => {
+                set.read(StateKey::AssetOrigin(*asset));
+                set.write(StateKey::Balance(sender, *asset));
+                set.write(StateKey::Escrow(*destination, *asset));
+                set.write(StateKey::ChannelSend(*destination));
+                set.write(StateKey::ChannelPending(*destination));
+            }
+            TxKind::DeliverPacket { packet, .. } => {
+                let local = packet.asset.local_id(here);
+                set.read(StateKey::LightClient(packet.source));
+                set.write(StateKey::ChannelReceive(packet.source));
+                set.write(StateKey::Balance(packet.recipient, local));
+                set.write(StateKey::AssetOrigin(local));
+                set.write(StateKey::Escrow(packet.source, local));
+            }
+            TxKind::AcknowledgePacket { packet, .. } | TxKind::TimeoutPacket { packet, .. } => {
+                let local = packet.asset.local_id(here);
+                set.read(StateKey::LightClient(packet.destination));
+                set.write(StateKey::ChannelPending(packet.destination));
+                set.write(StateKey::Balance(packet.sender, local));
+                set.write(StateKey::Escrow(packet.destination, local));
+            }
+        }
+        debug_assert!(set.reads.len() + set.writes.len() <= MAX_ACCESS_KEYS);
+        set
+    }
+}
+
+/// The packets of a block's outbox, in order, as Merkle leaves.
+pub fn outbox_leaves(packets: &[Packet]) -> Vec<Digest> {
+    packets.iter().map(|p| p.commitment()).collect()
+}
+
+/// A bounded list of packets (block outboxes).
+pub type Outbox = BoundedVec<Packet, { crate::header::MAX_TXS_PER_BLOCK }>;

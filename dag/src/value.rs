@@ -1,0 +1,291 @@
+//! What is stored under each [`StateKey`]: one value type per kind of key, and the fixed-width
+//! word encoding the executor keeps in its cells.
+//!
+//! Every key kind has exactly one [`ValueKind`], and every kind has a *default* value (zero
+//! balance, zero nonce, no validator record, ...). A key whose value is the default is absent:
+//! [`State`](crate::State) never stores it and a write set entry holding a default value deletes
+//! the key. So "absent" and "zero" cannot disagree between two executions.
+
+use banyan_core::codec::{Decode, Encode};
+use banyan_core::hash::Digest;
+use banyan_core::ids::{Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use banyan_core::keys::BLS_PUBLIC_KEY_BYTES;
+use banyan_core::tx::{AssetOrigin, StateKey};
+
+/// The most 64-bit words any value takes in an executor cell.
+pub const MAX_VALUE_WORDS: usize = 8;
+
+/// A validator's stake record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub struct ValidatorRecord {
+    /// Stake locked.
+    pub stake: Amount,
+    /// The validator's compressed BLS key, set by its first stake (all zero when absent). Its
+    /// proof of possession was checked when the staking transaction was verified.
+    pub key: [u8; BLS_PUBLIC_KEY_BYTES],
+}
+
+impl Default for ValidatorRecord {
+    fn default() -> Self {
+        ValidatorRecord {
+            stake: Amount::ZERO,
+            key: [0u8; BLS_PUBLIC_KEY_BYTES],
+        }
+    }
+}
+
+/// A sidechain's life cycle as far as the executor tracks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub enum SidechainStatus {
+    /// Spawned (or never spawned: the registry counter tells which ids exist) and not retired.
+    #[default]
+    Active,
+    /// Retired; it takes no more transactions.
+    Retired,
+}
+
+/// Packets sent on a channel and not yet acknowledged or timed out. Channels are ordered, so
+/// the pending packets are exactly the sequences `first .. first + count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub struct PendingPackets {
+    /// Oldest unresolved sequence (meaningful when `count > 0`).
+    pub first: Sequence,
+    /// Number of unresolved packets.
+    pub count: u64,
+}
+
+/// What this chain holds about another chain's light client, as far as execution needs it:
+/// the latest trusted header. The real client (committee, verification) lives with the relay;
+/// execution only passes this to the pluggable [`PacketProofs`](crate::ledger::PacketProofs)
+/// check. The default (height 0, zero header) means "no client".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub struct LightClientState {
+    /// Height of the latest trusted header.
+    pub height: Height,
+    /// Its id.
+    pub header: Digest,
+}
+
+/// The kind of value a key holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// [`StateKey::Account`]: the account's nonce.
+    Nonce,
+    /// [`StateKey::Balance`] and [`StateKey::Escrow`]: an amount.
+    Amount,
+    /// [`StateKey::Validator`]: a [`ValidatorRecord`].
+    Validator,
+    /// [`StateKey::SidechainRegistry`]: the number of sidechains spawned so far.
+    Counter,
+    /// [`StateKey::Sidechain`]: a [`SidechainStatus`].
+    Sidechain,
+    /// [`StateKey::AssetOrigin`]: where a local asset was issued, if recorded.
+    Origin,
+    /// [`StateKey::ChannelSend`] and [`StateKey::ChannelReceive`]: a sequence.
+    Sequence,
+    /// [`StateKey::ChannelPending`]: [`PendingPackets`].
+    Pending,
+    /// [`StateKey::LightClient`]: a [`LightClientState`].
+    LightClient,
+}
+
+impl ValueKind {
+    /// The kind of value `key` holds.
+    #[inline]
+    pub fn of(key: &StateKey) -> ValueKind {
+        match key {
+            StateKey::Account(_) => ValueKind::Nonce,
+            StateKey::Balance(..) | StateKey::Escrow(..) => ValueKind::Amount,
+            StateKey::Validator(_) => ValueKind::Validator,
+            StateKey::SidechainRegistry => ValueKind::Counter,
+            StateKey::Sidechain(_) => ValueKind::Sidechain,
+            StateKey::AssetOrigin(_) => ValueKind::Origin,
+            StateKey::ChannelSend(_) | StateKey::ChannelReceive(_) => ValueKind::Sequence,
+            StateKey::ChannelPending(_) => ValueKind::Pending,
+            StateKey::LightClient(_) => ValueKind::LightClient,
+        }
+    }
+
+    /// Words the value takes in a cell.
+    #[inline]
+    pub fn width(self) -> usize {
+        match self {
+            ValueKind::Nonce | ValueKind::Counter | ValueKind::Sidechain | ValueKind::Sequence => 1,
+            ValueKind::Amount | ValueKind::Pending => 2,
+            ValueKind::Origin | ValueKind::LightClient => 5,
+            ValueKind::Validator => 2 + BLS_PUBLIC_KEY_BYTES / 8,
+        }
+    }
+
+    /// The default (absent) value of this kind.
+    pub fn default_value(self) -> StateValue {
+        StateValue::from_words(self, &[0u64; MAX_VALUE_WORDS])
+    }
+}
+
+/// A value stored under a [`StateKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub enum StateValue {
+    /// An account's nonce.
+    Nonce(Nonce),
+    /// A balance or an escrow.
+    Amount(Amount),
+    /// A validator's record.
+    Validator(ValidatorRecord),
+    /// The sidechain registry's counter.
+    Counter(u64),
+    /// A sidechain's status.
+    Sidechain(SidechainStatus),
+    /// A local asset's origin, once recorded.
+    Origin(Option<AssetOrigin>),
+    /// A channel's next sequence.
+    Sequence(Sequence),
+    /// A channel's unresolved packets.
+    Pending(PendingPackets),
+    /// A light client's latest trusted header.
+    LightClient(LightClientState),
+}
+
+fn bytes_to_words<const N: usize>(bytes: &[u8; N], out: &mut [u64]) {
+    for (w, chunk) in out.iter_mut().zip(bytes.chunks(8)) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_le_bytes(b);
+    }
+}
+
+fn words_to_bytes<const N: usize>(words: &[u64]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (chunk, w) in out.chunks_mut(8).zip(words) {
+        let b = w.to_le_bytes();
+        let len = chunk.len();
+        chunk.copy_from_slice(&b[..len]);
+    }
+    out
+}
+
+/// Bit of an origin's first word that says the origin is recorded (chain ids are 32 bits).
+const ORIGIN_PRESENT: u64 = 1 << 32;
+
+impl StateValue {
+    /// This value's kind.
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            StateValue::Nonce(_) => ValueKind::Nonce,
+            StateValue::Amount(_) => ValueKind::Amount,
+            StateValue::Validator(_) => ValueKind::Validator,
+            StateValue::Counter(_) => ValueKind::Counter,
+            StateValue::Sidechain(_) => ValueKind::Sidechain,
+            StateValue::Origin(_) => ValueKind::Origin,
+            StateValue::Sequence(_) => ValueKind::Sequence,
+            StateValue::Pending(_) => ValueKind::Pending,
+            StateValue::LightClient(_) => ValueKind::LightClient,
+        }
+    }
+
+    /// The default (absent) value `key` holds.
+    pub fn default_for(key: &StateKey) -> StateValue {
+        ValueKind::of(key).default_value()
+    }
+
+    /// Whether this is its kind's default, i.e. the key holding it is absent.
+    pub fn is_default(&self) -> bool {
+        let mut w = [0u64; MAX_VALUE_WORDS];
+        self.to_words(&mut w);
+        w.iter().all(|x| *x == 0)
+    }
+
+    /// Encode into `out` (the first [`ValueKind::width`] words; the rest are left as they are).
+    #[inline]
+    pub fn to_words(&self, out: &mut [u64; MAX_VALUE_WORDS]) {
+        match self {
+            StateValue::Nonce(n) => out[0] = n.0,
+            StateValue::Amount(a) => {
+                out[0] = a.0 as u64;
+                out[1] = (a.0 >> 64) as u64;
+            }
+            StateValue::Validator(v) => {
+                out[0] = v.stake.0 as u64;
+                out[1] = (v.stake.0 >> 64) as u64;
+                bytes_to_words(&v.key, &mut out[2..]);
+            }
+            StateValue::Counter(c) => out[0] = *c,
+            StateValue::Sidechain(s) => {
+                out[0] = match s {
+                    SidechainStatus::Active => 0,
+                    SidechainStatus::Retired => 1,
+                }
+            }
+            StateValue::Origin(o) => match o {
+                None => out[..5].fill(0),
+                Some(o) => {
+                    out[0] = ORIGIN_PRESENT | u64::from(o.chain.0);
+                    bytes_to_words(&o.asset.0, &mut out[1..5]);
+                }
+            },
+            StateValue::Sequence(s) => out[0] = s.0,
+            StateValue::Pending(p) => {
+                out[0] = p.first.0;
+                out[1] = p.count;
+            }
+            StateValue::LightClient(c) => {
+                out[0] = c.height.0;
+                bytes_to_words(&c.header.0, &mut out[1..5]);
+            }
+        }
+    }
+
+    /// Decode a value of `kind` from its words (`words` holds at least `kind.width()` words;
+    /// missing words read as zero). Every word pattern decodes to some value, and encoding it
+    /// again gives the same words back for the words a kind uses, except that unknown status
+    /// or flag bits are normalised.
+    #[inline]
+    pub fn from_words(kind: ValueKind, words: &[u64]) -> StateValue {
+        let w = |i: usize| words.get(i).copied().unwrap_or(0);
+        let amount = |i: usize| Amount(u128::from(w(i)) | (u128::from(w(i + 1)) << 64));
+        match kind {
+            ValueKind::Nonce => StateValue::Nonce(Nonce(w(0))),
+            ValueKind::Amount => StateValue::Amount(amount(0)),
+            ValueKind::Validator => {
+                let mut key_words = [0u64; BLS_PUBLIC_KEY_BYTES / 8];
+                for (i, k) in key_words.iter_mut().enumerate() {
+                    *k = w(2 + i);
+                }
+                StateValue::Validator(ValidatorRecord {
+                    stake: amount(0),
+                    key: words_to_bytes(&key_words),
+                })
+            }
+            ValueKind::Counter => StateValue::Counter(w(0)),
+            ValueKind::Sidechain => StateValue::Sidechain(if w(0) == 0 {
+                SidechainStatus::Active
+            } else {
+                SidechainStatus::Retired
+            }),
+            ValueKind::Origin => {
+                if w(0) & ORIGIN_PRESENT == 0 {
+                    StateValue::Origin(None)
+                } else {
+                    StateValue::Origin(Some(AssetOrigin {
+                        chain: ChainId(w(0) as u32),
+                        asset: AssetId(words_to_bytes(&[w(1), w(2), w(3), w(4)])),
+                    }))
+                }
+            }
+            ValueKind::Sequence => StateValue::Sequence(Sequence(w(0))),
+            ValueKind::Pending => StateValue::Pending(PendingPackets {
+                first: Sequence(w(0)),
+                count: w(1),
+            }),
+            ValueKind::LightClient => StateValue::LightClient(LightClientState {
+                height: Height(w(0)),
+                header: Digest(words_to_bytes(&[w(1), w(2), w(3), w(4)])),
+            }),
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The shared ledger semantics, one rule at a time.
+
+mod support;
+
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use banyan_core::keys::AccountSignature;
+use banyan_core::tx::{
+    Acknowledgement, AssetOrigin, Packet, SidechainParams, SignedTx, StateKey, TxBody, TxKind,
+};
+use banyan_dag::ledger::{total_fees, Effect, Failure, Outcome, RejectAllProofs};
+use banyan_dag::value::{LightClientState, PendingPackets, ValidatorRecord};
+use banyan_dag::{Executor, Ledger, Receipt, Schedule, State, StateValue, VerifiedTx, Vm};
+use support::{bridged, foreign_asset, ledger, pool, random_block};
+
+const MAIN: ChainId = ChainId::MAIN;
+
+fn addr(i: usize) -> Address {
+    pool().addrs[i]
+}
+
+fn tx(from: usize, nonce: u64, fee: u128, kind: TxKind) -> VerifiedTx {
+    tx_on(MAIN, from, nonce, fee, kind)
+}
+
+fn tx_on(chain: ChainId, from: usize, nonce: u64, fee: u128, kind: TxKind) -> VerifiedTx {
+    VerifiedTx::assume_verified(SignedTx {
+        body: TxBody {
+            chain,
+            sender: pool().keys[from],
+            nonce: Nonce(nonce),
+            fee: Amount(fee),
+            kind,
+        },
+        signature: AccountSignature::from_bytes(&[0u8; 64]),
+    })
+}
+
+fn transfer(to: usize, amount: u128) -> TxKind {
+    TxKind::Transfer {
+        to: addr(to),
+        asset: AssetId::NATIVE,
+        amount: Amount(amount),
+    }
+}
+
+fn balance(state: &State, who: usize, asset: AssetId) -> u128 {
+    match state.get(&StateKey::Balance(addr(who), asset)) {
+        StateValue::Amount(a) => a.0,
+        other => panic!("not an amount: {other:?}"),
+    }
+}
+
+fn nonce(state: &State, who: usize) -> u64 {
+    match state.get(&StateKey::Account(addr(who))) {
+        StateValue::Nonce(n) => n.0,
+        other => panic!("not a nonce: {other:?}"),
+    }
+}
+
+fn fund(state: &mut State, who: usize, asset: AssetId, amount: u128) {
+    state
+        .set(
+            StateKey::Balance(addr(who), asset),
+            StateValue::Amount(Amount(amount)),
+        )
+        .expect("amount key");
+}
+
+/// Run on the serial and a parallel executor (checking they agree); the new state and the
+/// receipts.
+fn run<V: Vm<Tx = VerifiedTx, Receipt = Receipt>>(
+    vm: &V,
+    state: &State,
+    txs: &[VerifiedTx],
+) -> (State, Vec<Receipt>) {
+    let serial = Executor::new(1)
+        .execute_serial(vm, state, txs)
+        .expect("runs");
+    let parallel = Executor::new(2)
+        .with_schedule(Schedule::AlwaysParallel)
+        .execute(vm, state, txs)
+        .expect("runs");
+    assert_eq!(serial.receipts, parallel.receipts);
+    assert_eq!(serial.write_set, parallel.write_set);
+    let mut s = state.clone();
+    s.apply(&serial.write_set);
+    (s, serial.receipts)
+}
+
+#[test]
+fn access_sets_equal_the_core_definition() {
+    for seed in 0..40 {
+        let chain = if seed % 2 == 0 { MAIN } else { ChainId(1) };
+        let (_, txs) = random_block(seed, 100, 8, chain);
+        let vm = ledger(chain);
+        let mut reused = Default::default();
+        for t in &txs {
+            let core = t.tx().access_set();
+            assert_eq!(vm.access_set(t), core);
+            vm.access_into(t, &mut reused);
+            assert_eq!(reused, core);
+        }
+    }
+}
+
+#[test]
+fn transfer_moves_value_and_charges_fee() {
+    let mut state = State::new();
+    fund(&mut state, 0, AssetId::NATIVE, 100);
+    let (after, receipts) = run(&ledger(MAIN), &state, &[tx(0, 0, 3, transfer(1, 40))]);
+    assert_eq!(receipts[0].outcome, Outcome::Applied(Effect::Transferred));
+    assert_eq!(receipts[0].fee_charged, Amount(3));
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 57);
+    assert_eq!(balance(&after, 1, AssetId::NATIVE), 40);
+    assert_eq!(nonce(&after, 0), 1);
+    assert_eq!(total_fees(&receipts), Ok(Amount(3)));
+}
+
+#[test]
+fn failures_are_deterministic_receipts() {
+    let mut state = State::new();
+    fund(&mut state, 0, AssetId::NATIVE, 10);
+    fund(&mut state, 1, AssetId::NATIVE, u128::MAX);
+    let txs = [
+        // Bad nonce: refused, nothing charged.
+        tx(0, 5, 1, transfer(1, 1)),
+        // Insufficient balance: fee and nonce taken, no transfer.
+        tx(0, 0, 1, transfer(2, 100)),
+        // Overflow at the recipient: fee and nonce taken, no transfer.
+        tx(0, 1, 1, transfer(1, 2)),
+        // Cannot pay the fee: refused.
+        tx(0, 2, 1_000, transfer(2, 1)),
+        // Wrong chain: refused.
+        tx_on(ChainId(9), 0, 2, 1, transfer(2, 1)),
+        // Self transfer: only checks the balance.
+        tx(0, 2, 1, transfer(0, 5)),
+    ];
+    let (after, r) = run(&ledger(MAIN), &state, &txs);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Failed(Failure::BadNonce { expected: Nonce(0) })
+    );
+    assert_eq!(r[0].fee_charged, Amount::ZERO);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Failed(Failure::InsufficientBalance {
+            have: Amount(9),
+            need: Amount(100)
+        })
+    );
+    assert_eq!(r[1].fee_charged, Amount(1));
+    assert_eq!(r[2].outcome, Outcome::Failed(Failure::Overflow));
+    assert_eq!(
+        r[3].outcome,
+        Outcome::Failed(Failure::CannotPayFee { balance: Amount(8) })
+    );
+    assert_eq!(r[3].fee_charged, Amount::ZERO);
+    assert_eq!(r[4].outcome, Outcome::Failed(Failure::WrongChain));
+    assert_eq!(r[5].outcome, Outcome::Applied(Effect::Transferred));
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 7);
+    assert_eq!(balance(&after, 1, AssetId::NATIVE), u128::MAX);
+    assert_eq!(nonce(&after, 0), 3);
+    assert_eq!(total_fees(&r), Ok(Amount(3)));
+    assert!(!Failure::BadNonce { expected: Nonce(0) }.charges_fee());
+    assert!(Failure::Overflow.charges_fee());
+}
+
+#[test]
+fn stake_and_unstake_move_native_coins_into_the_record() {
+    let (key, pop) = pool().bls[0];
+    let (other_key, other_pop) = pool().bls[1];
+    let mut state = State::new();
+    fund(&mut state, 0, AssetId::NATIVE, 1_000);
+    let stake = |amount: u128, key, pop| TxKind::Stake {
+        validator_key: key,
+        pop: Box::new(pop),
+        amount: Amount(amount),
+    };
+    let txs = [
+        tx(0, 0, 0, stake(300, key, pop)),
+        tx(0, 1, 0, stake(1, other_key, other_pop)),
+        tx(
+            0,
+            2,
+            0,
+            TxKind::Unstake {
+                amount: Amount(500),
+            },
+        ),
+        tx(
+            0,
+            3,
+            0,
+            TxKind::Unstake {
+                amount: Amount(100),
+            },
+        ),
+    ];
+    let (after, r) = run(&ledger(MAIN), &state, &txs);
+    assert_eq!(r[0].outcome, Outcome::Applied(Effect::Staked));
+    assert_eq!(r[1].outcome, Outcome::Failed(Failure::ValidatorKeyMismatch));
+    assert!(matches!(
+        r[2].outcome,
+        Outcome::Failed(Failure::InsufficientStake { .. })
+    ));
+    assert_eq!(r[3].outcome, Outcome::Applied(Effect::Unstaked));
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 800);
+    assert_eq!(
+        after.get(&StateKey::Validator(addr(0))),
+        StateValue::Validator(ValidatorRecord {
+            stake: Amount(200),
+            key: *key.as_bytes()
+        })
+    );
+    // Unstaking everything clears the record.
+    let (after, _) = run(
+        &ledger(MAIN),
+        &after,
+        &[tx(
+            0,
+            4,
+            0,
+            TxKind::Unstake {
+                amount: Amount(200),
+            },
+        )],
+    );
+    assert_eq!(
+        after.get(&StateKey::Validator(addr(0))),
+        StateValue::Validator(ValidatorRecord::default())
+    );
+}
+
+#[test]
+fn sidechains_are_spawned_and_retired_on_the_main_chain_only() {
+    let mut state = State::new();
+    fund(&mut state, 0, AssetId::NATIVE, 1_000);
+    let params = SidechainParams {
+        committee_size: 4,
+        block_time_ms: 500,
+        epoch_length: 100,
+        deposit: Amount(100),
+    };
+    let txs = [
+        tx(
+            0,
+            0,
+            0,
+            TxKind::SpawnSidechain {
+                params: params.clone(),
+            },
+        ),
+        tx(
+            0,
+            1,
+            0,
+            TxKind::SpawnSidechain {
+                params: params.clone(),
+            },
+        ),
+        tx(0, 2, 0, TxKind::RetireSidechain { chain: ChainId(2) }),
+        tx(0, 3, 0, TxKind::RetireSidechain { chain: ChainId(2) }),
+        tx(0, 4, 0, TxKind::RetireSidechain { chain: ChainId(3) }),
+    ];
+    let (after, r) = run(&ledger(MAIN), &state, &txs);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::SidechainSpawned(ChainId(1)))
+    );
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Applied(Effect::SidechainSpawned(ChainId(2)))
+    );
+    assert_eq!(
+        r[2].outcome,
+        Outcome::Applied(Effect::SidechainRetired(ChainId(2)))
+    );
+    assert_eq!(
+        r[3].outcome,
+        Outcome::Failed(Failure::AlreadyRetired(ChainId(2)))
+    );
+    assert_eq!(
+        r[4].outcome,
+        Outcome::Failed(Failure::UnknownSidechain(ChainId(3)))
+    );
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 800);
+    let on_side = tx_on(ChainId(1), 0, 0, 0, TxKind::SpawnSidechain { params });
+    let (_, r) = run(&ledger(ChainId(1)), &state, &[on_side]);
+    assert_eq!(r[0].outcome, Outcome::Failed(Failure::MainChainOnly));
+}
+
+#[test]
+fn packets_are_escrowed_delivered_once_and_refunded() {
+    // Chain 1 sends its native coin to chain 2, which delivers it; chain 1 then settles.
+    let one = ChainId(1);
+    let two = ChainId(2);
+    let mut src = State::new();
+    fund(&mut src, 0, AssetId::NATIVE, 1_000);
+    let send = tx_on(
+        one,
+        0,
+        0,
+        0,
+        TxKind::CrossChainSend {
+            destination: two,
+            recipient: addr(1),
+            asset: AssetId::NATIVE,
+            amount: Amount(300),
+            timeout_height: Height(100),
+        },
+    );
+    let (src_after, r) = run(&Ledger::new(one, Height(1), RejectAllProofs), &src, &[send]);
+    let Outcome::Applied(Effect::PacketSent(packet)) = &r[0].outcome else {
+        panic!("not sent: {:?}", r[0]);
+    };
+    let packet: Packet = (**packet).clone();
+    assert_eq!(packet.sequence, Sequence(0));
+    assert_eq!(
+        packet.asset,
+        AssetOrigin {
+            chain: one,
+            asset: AssetId::NATIVE
+        }
+    );
+    assert_eq!(balance(&src_after, 0, AssetId::NATIVE), 700);
+    assert_eq!(
+        src_after.get(&StateKey::Escrow(two, AssetId::NATIVE)),
+        StateValue::Amount(Amount(300))
+    );
+    assert_eq!(
+        src_after.get(&StateKey::ChannelPending(two)),
+        StateValue::Pending(PendingPackets {
+            first: Sequence(0),
+            count: 1
+        })
+    );
+
+    // Destination: a light client of chain 1 and a proof check that accepts this packet.
+    struct Accept;
+    impl banyan_dag::ledger::PacketProofs for Accept {
+        fn delivery(
+            &self,
+            c: &LightClientState,
+            _: &Packet,
+            _: &banyan_core::tx::PacketProof,
+        ) -> bool {
+            c.height.0 > 0
+        }
+        fn acknowledgement(
+            &self,
+            c: &LightClientState,
+            _: &Packet,
+            _: &Acknowledgement,
+            _: &banyan_core::tx::PacketProof,
+        ) -> bool {
+            c.height.0 > 0
+        }
+        fn non_delivery(
+            &self,
+            c: &LightClientState,
+            _: &Packet,
+            _: &banyan_core::tx::NonDeliveryProof,
+        ) -> bool {
+            c.height.0 > 0
+        }
+    }
+    let mut dst = State::new();
+    let client = StateValue::LightClient(LightClientState {
+        height: Height(5),
+        header: Default::default(),
+    });
+    dst.set(StateKey::LightClient(one), client).expect("client");
+    fund(&mut dst, 2, AssetId::NATIVE, 10);
+    let deliver = |nonce| {
+        tx_on(
+            two,
+            2,
+            nonce,
+            1,
+            TxKind::DeliverPacket {
+                packet: packet.clone(),
+                proof: Box::new(pool().packet_proof.clone()),
+            },
+        )
+    };
+    let (dst_after, r) = run(
+        &Ledger::new(two, Height(50), Accept),
+        &dst,
+        &[deliver(0), deliver(1)],
+    );
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::PacketDelivered {
+            source: one,
+            sequence: Sequence(0),
+            ack: Acknowledgement::Success
+        })
+    );
+    // Delivered once: the second try is out of order.
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Failed(Failure::OutOfOrder {
+            expected: Sequence(1)
+        })
+    );
+    let local = packet.asset.local_id(two);
+    assert_eq!(local, AssetId::bridged(one, AssetId::NATIVE));
+    assert_eq!(
+        dst_after.get(&StateKey::Balance(addr(1), local)),
+        StateValue::Amount(Amount(300))
+    );
+    assert_eq!(
+        dst_after.get(&StateKey::AssetOrigin(local)),
+        StateValue::Origin(Some(packet.asset))
+    );
+    // Past the timeout it cannot be delivered.
+    let (_, r) = run(&Ledger::new(two, Height(101), Accept), &dst, &[deliver(0)]);
+    assert_eq!(r[0].outcome, Outcome::Failed(Failure::Expired));
+
+    // Source: a failure acknowledgement refunds from the escrow, once.
+    let mut src2 = src_after.clone();
+    src2.set(StateKey::LightClient(two), client)
+        .expect("client");
+    let ack = |nonce, ack| {
+        tx_on(
+            one,
+            0,
+            nonce,
+            0,
+            TxKind::AcknowledgePacket {
+                packet: packet.clone(),
+                ack,
+                proof: Box::new(pool().packet_proof.clone()),
+            },
+        )
+    };
+    let (refunded, r) = run(
+        &Ledger::new(one, Height(2), Accept),
+        &src2,
+        &[
+            ack(1, Acknowledgement::Failure(1)),
+            ack(2, Acknowledgement::Failure(1)),
+        ],
+    );
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::PacketAcknowledged {
+            destination: two,
+            sequence: Sequence(0),
+            refunded: true
+        })
+    );
+    assert_eq!(r[1].outcome, Outcome::Failed(Failure::NotPending));
+    assert_eq!(balance(&refunded, 0, AssetId::NATIVE), 1_000);
+    assert_eq!(
+        refunded.get(&StateKey::Escrow(two, AssetId::NATIVE)),
+        StateValue::Amount(Amount::ZERO)
+    );
+    // A timeout refunds the same way; a success acknowledgement keeps the escrow.
+    let timeout = tx_on(
+        one,
+        0,
+        1,
+        0,
+        TxKind::TimeoutPacket {
+            packet: packet.clone(),
+            proof: Box::new(pool().non_delivery.clone()),
+        },
+    );
+    let (timed_out, r) = run(&Ledger::new(one, Height(2), Accept), &src2, &[timeout]);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::PacketTimedOut {
+            destination: two,
+            sequence: Sequence(0)
+        })
+    );
+    assert_eq!(balance(&timed_out, 0, AssetId::NATIVE), 1_000);
+    let (kept, r) = run(
+        &Ledger::new(one, Height(2), Accept),
+        &src2,
+        &[ack(1, Acknowledgement::Success)],
+    );
+    assert!(r[0].is_applied());
+    assert_eq!(
+        kept.get(&StateKey::Escrow(two, AssetId::NATIVE)),
+        StateValue::Amount(Amount(300))
+    );
+    // Without a light client, or with proofs refused, nothing moves.
+    let (_, r) = run(
+        &Ledger::new(one, Height(2), Accept),
+        &src_after,
+        &[ack(1, Acknowledgement::Failure(1))],
+    );
+    assert_eq!(r[0].outcome, Outcome::Failed(Failure::ProofRejected));
+    let (_, r) = run(
+        &Ledger::new(one, Height(2), RejectAllProofs),
+        &src2,
+        &[ack(1, Acknowledgement::Failure(1))],
+    );
+    assert_eq!(r[0].outcome, Outcome::Failed(Failure::ProofRejected));
+}
+
+#[test]
+fn a_foreign_asset_goes_home_by_burning() {
+    // Main chain holds a voucher of chain 1's asset; sending it back to chain 1 burns it.
+    let mut state = State::new();
+    fund(&mut state, 0, AssetId::NATIVE, 10);
+    fund(&mut state, 0, bridged(), 50);
+    let origin = AssetOrigin {
+        chain: ChainId(1),
+        asset: foreign_asset(),
+    };
+    state
+        .set(
+            StateKey::AssetOrigin(bridged()),
+            StateValue::Origin(Some(origin)),
+        )
+        .expect("origin");
+    let send = tx(
+        0,
+        0,
+        0,
+        TxKind::CrossChainSend {
+            destination: ChainId(1),
+            recipient: addr(1),
+            asset: bridged(),
+            amount: Amount(20),
+            timeout_height: Height(9),
+        },
+    );
+    let (after, r) = run(&ledger(MAIN), &state, &[send]);
+    let Outcome::Applied(Effect::PacketSent(p)) = &r[0].outcome else {
+        panic!("{:?}", r[0])
+    };
+    assert_eq!(p.asset, origin);
+    assert_eq!(balance(&after, 0, bridged()), 30);
+    assert_eq!(
+        after.get(&StateKey::Escrow(ChainId(1), bridged())),
+        StateValue::Amount(Amount::ZERO)
+    );
+}
+
+#[test]
+fn verification_checks_signatures_and_proofs_of_possession() {
+    use banyan_core::keys::AccountSecretKey;
+    let sk = AccountSecretKey::from_bytes(&[3u8; 32]);
+    let body = |kind| TxBody {
+        chain: MAIN,
+        sender: sk.public_key(),
+        nonce: Nonce(0),
+        fee: Amount(0),
+        kind,
+    };
+    let good = body(transfer(1, 1)).sign(&sk);
+    let v = VerifiedTx::verify(good.clone()).expect("valid");
+    assert_eq!(v.sender(), sk.public_key().address());
+    let mut bad = good.clone();
+    bad.body.fee = Amount(1);
+    assert!(VerifiedTx::verify(bad.clone()).is_err());
+    assert!(VerifiedTx::verify_batch(vec![good.clone(), bad]).is_err());
+    let (key, _) = pool().bls[0];
+    let (_, wrong_pop) = pool().bls[1];
+    let stake = body(TxKind::Stake {
+        validator_key: key,
+        pop: Box::new(wrong_pop),
+        amount: Amount(1),
+    })
+    .sign(&sk);
+    assert!(VerifiedTx::verify(stake).is_err());
+    assert_eq!(
+        VerifiedTx::verify_batch(vec![good.clone()])
+            .expect("valid")
+            .len(),
+        1
+    );
+}

@@ -1,0 +1,122 @@
+//! Values, their cell encoding, and the state root.
+
+use banyan_core::hash::Digest;
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use banyan_core::tx::{AssetOrigin, StateKey};
+use banyan_dag::value::{
+    LightClientState, PendingPackets, SidechainStatus, ValidatorRecord, MAX_VALUE_WORDS,
+};
+use banyan_dag::{State, StateValue, ValueKind};
+use proptest::prelude::*;
+
+fn value_strategy() -> impl Strategy<Value = StateValue> {
+    prop_oneof![
+        any::<u64>().prop_map(|n| StateValue::Nonce(Nonce(n))),
+        any::<u128>().prop_map(|a| StateValue::Amount(Amount(a))),
+        (any::<u128>(), any::<[u8; 32]>(), any::<[u8; 16]>()).prop_map(|(s, a, b)| {
+            let mut key = [0u8; 48];
+            key[..32].copy_from_slice(&a);
+            key[32..].copy_from_slice(&b);
+            StateValue::Validator(ValidatorRecord {
+                stake: Amount(s),
+                key,
+            })
+        }),
+        any::<u64>().prop_map(StateValue::Counter),
+        any::<bool>().prop_map(|r| StateValue::Sidechain(if r {
+            SidechainStatus::Retired
+        } else {
+            SidechainStatus::Active
+        })),
+        proptest::option::of((any::<u32>(), any::<[u8; 32]>())).prop_map(|o| StateValue::Origin(
+            o.map(|(c, a)| AssetOrigin {
+                chain: ChainId(c),
+                asset: AssetId(a)
+            })
+        )),
+        any::<u64>().prop_map(|s| StateValue::Sequence(Sequence(s))),
+        (any::<u64>(), any::<u64>()).prop_map(|(f, c)| StateValue::Pending(PendingPackets {
+            first: Sequence(f),
+            count: c
+        })),
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(h, d)| StateValue::LightClient(
+            LightClientState {
+                height: Height(h),
+                header: Digest(d)
+            }
+        )),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn words_round_trip(v in value_strategy()) {
+        let mut words = [0u64; MAX_VALUE_WORDS];
+        v.to_words(&mut words);
+        let width = v.kind().width();
+        prop_assert!(width <= MAX_VALUE_WORDS);
+        prop_assert_eq!(StateValue::from_words(v.kind(), &words[..width]), v);
+        prop_assert_eq!(v.is_default(), v == v.kind().default_value());
+    }
+
+    #[test]
+    fn root_does_not_depend_on_insertion_order(entries in proptest::collection::vec((any::<[u8; 32]>(), 1u128..), 0..40)) {
+        let mut a = State::new();
+        let mut b = State::new();
+        for (k, v) in &entries {
+            a.set(StateKey::Balance(Address(*k), AssetId::NATIVE), StateValue::Amount(Amount(*v))).expect("kind");
+        }
+        for (k, v) in entries.iter().rev() {
+            b.set(StateKey::Balance(Address(*k), AssetId::NATIVE), StateValue::Amount(Amount(*v))).expect("kind");
+        }
+        // Later duplicates win in `a`, earlier ones in `b`: compare only when keys are distinct.
+        let mut keys: Vec<_> = entries.iter().map(|e| e.0).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.len() == entries.len() {
+            prop_assert_eq!(a.root(), b.root());
+            prop_assert_eq!(a, b);
+        }
+    }
+}
+
+#[test]
+fn defaults_are_absent_and_kinds_are_checked() {
+    let key = StateKey::Balance(Address([1; 32]), AssetId::NATIVE);
+    let mut s = State::new();
+    let empty_root = s.root();
+    assert_eq!(s.get(&key), StateValue::Amount(Amount::ZERO));
+    s.set(key, StateValue::Amount(Amount(5))).expect("kind");
+    assert_eq!(s.len(), 1);
+    assert_ne!(s.root(), empty_root);
+    s.set(key, StateValue::Amount(Amount::ZERO)).expect("kind");
+    assert!(s.is_empty());
+    assert_eq!(s.root(), empty_root);
+    let err = s
+        .set(key, StateValue::Nonce(Nonce(1)))
+        .expect_err("wrong kind");
+    assert_eq!(err.expected, ValueKind::Amount);
+    assert_eq!(err.found, ValueKind::Nonce);
+    for k in [
+        StateKey::Account(Address([0; 32])),
+        StateKey::Validator(Address([0; 32])),
+        StateKey::SidechainRegistry,
+        StateKey::Sidechain(ChainId(1)),
+        StateKey::Escrow(ChainId(1), AssetId::NATIVE),
+        StateKey::AssetOrigin(AssetId::NATIVE),
+        StateKey::ChannelSend(ChainId(1)),
+        StateKey::ChannelReceive(ChainId(1)),
+        StateKey::ChannelPending(ChainId(1)),
+        StateKey::LightClient(ChainId(1)),
+    ] {
+        let d = StateValue::default_for(&k);
+        assert_eq!(d.kind(), ValueKind::of(&k));
+        assert!(d.is_default());
+    }
+    // A recorded origin of the main chain's native coin is not the absent origin.
+    let origin = StateValue::Origin(Some(AssetOrigin {
+        chain: ChainId::MAIN,
+        asset: AssetId::NATIVE,
+    }));
+    assert!(!origin.is_default());
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install what is missing, then check formatting and lints and run the whole test suite.
+# Usage: scripts/test.sh            (CI runs exactly this, through .ci/run)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$BANYAN_ROOT"
+
+ensure_build_deps
+
+say "cargo fmt --check"
+cargo fmt --all -- --check || die "formatting differs; run: cargo fmt --all"
+
+say "cargo clippy (release, all targets, warnings denied; build cache: $CARGO_TARGET_DIR)"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+say "cargo test (release)"
+cargo test --release --workspace --locked
