@@ -100,7 +100,7 @@ fn bls(c: &mut Criterion) {
         let (sks, committee) = support::committee(n);
         let data = VoteData {
             chain: ChainId::MAIN,
-            epoch: Epoch(0),
+            epoch: committee.epoch(),
             round: Round(1),
             height: Height(1),
             block: Digest([1; 32]),
