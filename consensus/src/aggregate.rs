@@ -51,24 +51,8 @@ pub fn aggregate_optimistic(
             bad_signers: Vec::new(),
         });
     }
-    let mut good = Vec::with_capacity(votes.len());
-    let mut bad = Vec::new();
-    for &(i, sig) in votes {
-        if verifier.verify_one(committee, i, msg.as_bytes(), &sig, BLS_SIG_DST) {
-            good.push((i, sig));
-        } else {
-            bad.push(i);
-        }
-    }
-    let certificate = if stake_of(committee, good.iter().map(|v| v.0)) >= committee.quorum_stake() {
-        Some(QuorumCertificate::aggregate(committee, data, &good)?)
-    } else {
-        None
-    };
-    Ok(Aggregated {
-        certificate,
-        bad_signers: bad,
-    })
+    // The aggregate failed: find the bad votes exactly as the reference does.
+    aggregate_verify_each(committee, data, votes, verifier)
 }
 
 /// Reference: verify every vote, then aggregate the good ones.

@@ -219,12 +219,7 @@ impl Replica {
         genesis: Block,
         mut env: Environment,
     ) -> Result<Self, ConsensusError> {
-        if me >= committee.len() {
-            return Err(ConsensusError::UnknownSigner {
-                index: me,
-                size: committee.len(),
-            });
-        }
+        check_member(&committee, me)?;
         let my_id = key.public_key().validator_id();
         let safety = SafetyRules::new(cfg.chain, cfg.epoch, key, env.safety_storage)?;
         let genesis_id = genesis.header.id();
@@ -323,12 +318,7 @@ impl Replica {
         match input {
             Input::Timer => self.on_timer(now, out)?,
             Input::Message { from, message } => {
-                if from >= self.committee.len() {
-                    return Err(ConsensusError::UnknownSigner {
-                        index: from,
-                        size: self.committee.len(),
-                    });
-                }
+                check_member(&self.committee, from)?;
                 if let Some(e) = message.epoch().filter(|e| *e > self.cfg.epoch) {
                     if e.0 == self.cfg.epoch.0.saturating_add(1)
                         && self.next_epoch_inbox.len() < MAX_NEXT_EPOCH_MESSAGES
@@ -955,12 +945,7 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), ConsensusError> {
         let signer = v.signer as usize;
-        if signer >= self.committee.len() {
-            return Err(ConsensusError::UnknownSigner {
-                index: signer,
-                size: self.committee.len(),
-            });
-        }
+        check_member(&self.committee, signer)?;
         self.check_chain_epoch(v.data.chain, v.data.epoch)?;
         let r = v.data.round;
         if add1(r) < self.round || r <= qc_round(self.high_qc.as_ref()) {
@@ -1104,12 +1089,7 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), ConsensusError> {
         let signer = t.signer as usize;
-        if signer >= self.committee.len() {
-            return Err(ConsensusError::UnknownSigner {
-                index: signer,
-                size: self.committee.len(),
-            });
-        }
+        check_member(&self.committee, signer)?;
         self.check_chain_epoch(t.data.chain, t.data.epoch)?;
         let r = t.data.round;
         if r < self.round {
@@ -1304,4 +1284,15 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// Refuse an index outside the committee (an unknown signer or sender).
+fn check_member(committee: &Committee, index: usize) -> Result<(), ConsensusError> {
+    if index >= committee.len() {
+        return Err(ConsensusError::UnknownSigner {
+            index,
+            size: committee.len(),
+        });
+    }
+    Ok(())
 }
