@@ -53,6 +53,10 @@ pub struct ReplicaConfig {
     pub sync_retry_ms: Millis,
     /// Vote aggregation.
     pub aggregation: AggregationMode,
+    /// A leader proposes no sooner than this after its parent's timestamp (0: at once). It
+    /// paces an idle chain instead of committing empty blocks as fast as the network allows;
+    /// keep it well below `base_timeout_ms`.
+    pub min_block_interval_ms: Millis,
 }
 
 impl Default for ReplicaConfig {
@@ -67,6 +71,7 @@ impl Default for ReplicaConfig {
             max_round_lookahead: 100,
             sync_retry_ms: 200,
             aggregation: AggregationMode::Optimistic,
+            min_block_interval_ms: 0,
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct Replica {
     last_tc: Option<TimeoutCertificate>,
     timeouts_in_row: u32,
     deadline_ms: Millis,
+    /// A proposal held back by `min_block_interval_ms`, due at this time.
+    propose_at: Option<Millis>,
     committed_id: Digest,
     committed_height: Height,
     votes: BTreeMap<(Round, Digest), VoteSet>,
@@ -260,6 +267,7 @@ impl Replica {
             last_tc: None,
             timeouts_in_row: 0,
             deadline_ms: 0,
+            propose_at: None,
             committed_id,
             committed_height,
             votes: BTreeMap::new(),
@@ -407,6 +415,7 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), ConsensusError> {
         self.round = r;
+        self.propose_at = None;
         if via_qc {
             self.timeouts_in_row = 0;
         }
@@ -434,6 +443,13 @@ impl Replica {
     }
 
     fn on_timer(&mut self, now: Millis, out: &mut Vec<Output>) -> Result<(), ConsensusError> {
+        if self.propose_at.is_some_and(|at| now >= at) {
+            self.propose_at = None;
+            self.propose(now, out)?;
+            out.push(Output::SetTimer {
+                deadline_ms: self.deadline_ms,
+            });
+        }
         if now < self.deadline_ms {
             return Ok(());
         }
@@ -508,6 +524,17 @@ impl Replica {
             self.request_sync(now, peer, parent_id, out);
             return Ok(());
         };
+        let due = parent
+            .header
+            .timestamp_ms
+            .saturating_add(self.cfg.min_block_interval_ms);
+        if now < due {
+            // Paced: propose when the interval since the parent has passed (the round timer
+            // still runs; the earlier wake-up is an extra timer).
+            self.propose_at = Some(due);
+            out.push(Output::SetTimer { deadline_ms: due });
+            return Ok(());
+        }
         let payload = if self.after_epoch_end(&parent) {
             // The epoch is ending: empty blocks until the ending block commits.
             Payload {
