@@ -5,6 +5,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$BANYAN_ROOT"
 
 ensure_build_deps
+# promtool (Debian package prometheus): the node tests check /metrics with `promtool check metrics`.
+ensure_packages prometheus
 
 say "cargo fmt --check"
 cargo fmt --all -- --check || die "formatting differs; run: cargo fmt --all"

@@ -440,9 +440,37 @@ impl std::fmt::Debug for AccountSecretKey {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AccountPublicKey(ed25519_dalek::VerifyingKey);
 
+/// Most decompressed account keys remembered (see [`AccountPublicKey::from_bytes`]).
+pub const ACCOUNT_KEY_CACHE: usize = 1 << 16;
+
+/// Keys already decompressed and checked. Decompressing an ed25519 point costs a field
+/// exponentiation (~10 µs); a node decodes the same senders' keys again and again (RPC,
+/// gossip, every proposal), so the result is remembered. Only valid keys are kept, and the
+/// check is a pure function of the bytes, so a hit gives exactly what a recomputation would.
+static KEY_CACHE: std::sync::OnceLock<
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+> = std::sync::OnceLock::new();
+
 impl AccountPublicKey {
     /// Parse a 32-byte key, refusing invalid and weak (small-order) points.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        let cache = KEY_CACHE.get_or_init(Default::default);
+        if let Ok(c) = cache.lock() {
+            if let Some(k) = c.get(bytes) {
+                return Ok(AccountPublicKey(*k));
+            }
+        }
+        let key = Self::decompress(bytes)?;
+        if let Ok(mut c) = cache.lock() {
+            if c.len() >= ACCOUNT_KEY_CACHE {
+                c.clear();
+            }
+            c.insert(*bytes, key.0);
+        }
+        Ok(key)
+    }
+
+    fn decompress(bytes: &[u8; 32]) -> Result<Self, KeyError> {
         let key =
             ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|e| KeyError::Encoding {
                 what: "ed25519 public key",

@@ -3,6 +3,11 @@
 //! ```text
 //! banyan keys generate --dir <DIR> [--password-file <FILE>] [--insecure-fast-kdf] [--force] [--json]
 //! banyan keys show     --dir <DIR> [--password-file <FILE>] [--json]
+//! banyan init          --home <DIR> --keys <DIR> --genesis <FILE> [--peers <FILE>] [addresses]
+//! banyan start         --home <DIR> | --config <FILE>
+//! banyan devnet        [--dir <DIR>] [--validators N] [--reset] [--duration D]
+//! banyan status | tx transfer | query balance|block|validators | validator stake|unstake  [--rpc URL]
+//! banyan load          --rpc <URL,...> --keys <DIR> --rate R [--duration D] [--accounts N]
 //! ```
 //!
 //! The keystore password comes from `--password-file`, else the environment variable
@@ -39,6 +44,56 @@ pub enum Command {
     /// Create and inspect a validator's keys (BLS validator key, ed25519 account key).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write a node directory (config.toml, identity.json, data/) from keys and a genesis.
+    Init(crate::init::InitArgs),
+    /// Run a node: consensus, QUIC, JSON-RPC and /metrics, until Ctrl-C or SIGTERM.
+    Start(StartArgs),
+    /// Run a local devnet of validator processes on loopback (keys, genesis, demo account).
+    Devnet(crate::devnet::DevnetArgs),
+    /// Print a running node's status: chains, heights, committee membership, peers.
+    Status(crate::client_cmd::StatusArgs),
+    /// Sign and submit transactions.
+    #[command(subcommand)]
+    Tx(crate::client_cmd::TxCommand),
+    /// Read balances, blocks and validators from a running node.
+    #[command(subcommand)]
+    Query(crate::client_cmd::QueryCommand),
+    /// Stake to join the validator set, or unstake to leave it.
+    #[command(subcommand)]
+    Validator(crate::client_cmd::ValidatorCommand),
+    /// Drive open-loop transfer load against nodes and report committed TPS and latency.
+    Load(crate::load::LoadArgs),
+}
+
+/// Arguments of `banyan start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Node directory made by `banyan init` (reads DIR/config.toml).
+    #[arg(long, value_name = "DIR", required_unless_present = "config")]
+    pub home: Option<PathBuf>,
+    /// Config file, when it is not DIR/config.toml.
+    #[arg(long, value_name = "FILE", conflicts_with = "home")]
+    pub config: Option<PathBuf>,
+}
+
+impl StartArgs {
+    /// The config file to read.
+    pub fn config_path(&self) -> PathBuf {
+        match (&self.config, &self.home) {
+            (Some(c), _) => c.clone(),
+            (None, Some(h)) => h.join(crate::init::CONFIG_FILE),
+            (None, None) => PathBuf::from(crate::init::CONFIG_FILE),
+        }
+    }
+}
+
+/// The keystore password for a non-interactive command: `file`, else [`PASSWORD_ENV`], else a
+/// terminal prompt.
+pub(crate) fn password_from(file: Option<&Path>, dir: &Path) -> Result<Zeroizing<String>> {
+    let args = PasswordArgs {
+        password_file: file.map(Path::to_path_buf),
+    };
+    read_password(&args, dir, false)
 }
 
 /// `banyan keys ...`
@@ -108,6 +163,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::Generate(args)) => generate(args, out),
         Command::Keys(KeysCommand::Show(args)) => show(args, out),
+        Command::Init(args) => crate::init::run(args, out),
+        Command::Start(args) => {
+            crate::service::init_logging();
+            crate::service::run(&args.config_path())
+        }
+        Command::Devnet(args) => crate::devnet::run(args),
+        Command::Status(args) => crate::client_cmd::status(args, out),
+        Command::Tx(cmd) => crate::client_cmd::tx(cmd, out),
+        Command::Query(cmd) => crate::client_cmd::query(cmd, out),
+        Command::Validator(cmd) => crate::client_cmd::validator(cmd, out),
+        Command::Load(args) => crate::load::run(args, out),
     }
 }
 
@@ -192,7 +258,11 @@ fn print_public(out: &mut dyn Write, public: &PublicKeys, dir: &Path, json: bool
 
 /// The password from `--password-file`, else [`PASSWORD_ENV`], else a terminal prompt (twice
 /// when `confirm`).
-fn read_password(args: &PasswordArgs, dir: &Path, confirm: bool) -> Result<Zeroizing<String>> {
+pub(crate) fn read_password(
+    args: &PasswordArgs,
+    dir: &Path,
+    confirm: bool,
+) -> Result<Zeroizing<String>> {
     if let Some(file) = &args.password_file {
         return read_password_file(file);
     }

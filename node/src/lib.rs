@@ -1,10 +1,25 @@
 //! Run a Banyan validator: the banyan command line.
 //!
 //! The `banyan` binary is a thin `main` over this library, so tests can call in:
-//! - [`keystore`]: EIP-2335 keystores (encrypt, decrypt, bounded parsing);
-//! - [`key_dir`]: a validator's key directory on disk (layout, file modes, checks);
-//! - [`cli`]: the command line (`banyan keys generate|show`).
+//! - [`service`] (`banyan start`): RocksDB, the QUIC network, one [`chain::ChainInstance`] per
+//!   chain, JSON-RPC ([`rpc`]) and Prometheus ([`metrics`]) — answering through [`api`];
+//! - [`chain`]: the thread that drives one chain's consensus replica; [`wire`]: its frames;
+//! - [`init`], [`config`]: node directories; [`devnet`]: a local network of processes;
+//! - [`client_cmd`], [`load`]: `status`, `tx`, `query`, `validator`, `load` over JSON-RPC;
+//! - [`keystore`], [`key_dir`]: EIP-2335 keystores and key directories;
+//! - [`cli`]: the command line.
 
+pub mod api;
+pub mod chain;
 pub mod cli;
+pub mod client_cmd;
+pub mod config;
+pub mod devnet;
+pub mod init;
 pub mod key_dir;
 pub mod keystore;
+pub mod load;
+pub mod metrics;
+pub mod rpc;
+pub mod service;
+pub mod wire;

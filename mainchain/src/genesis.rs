@@ -1,0 +1,470 @@
+//! The main chain's genesis: a JSON file, checked entry by entry, and everything derived
+//! from it (initial state, genesis block, epoch-0 seed and committee, chain parameters).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use banyan_core::certificate::Committee;
+use banyan_core::codec::BoundedVec;
+use banyan_core::hash::Digest;
+use banyan_core::header::{Block, BlockHeader, MAX_TXS_PER_BLOCK};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Round};
+use banyan_core::keys::{AccountPublicKey, BlsPublicKey, BlsSignature, ProofOfPossession};
+use banyan_core::merkle::empty_root;
+use banyan_core::tx::StateKey;
+use banyan_dag::value::ValidatorRecord;
+use banyan_dag::{State, StateValue};
+use banyan_vrf::EpochSeed;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::verify_binding;
+use crate::registry::{committee_from_state, KeyBook, RegistryError};
+
+/// Largest genesis file read.
+pub const MAX_GENESIS_BYTES: u64 = 16 << 20;
+
+/// A funded account at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// Address (64 hex digits).
+    pub address: String,
+    /// Native balance (decimal).
+    pub balance: String,
+}
+
+/// A validator at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// Human-readable name (used in error messages).
+    pub name: String,
+    /// ed25519 account public key (hex); also the node's network key. The stake record sits
+    /// at its address.
+    pub account_key: String,
+    /// BLS public key (hex).
+    pub bls_key: String,
+    /// Proof of possession of the BLS key (hex).
+    pub pop: String,
+    /// The BLS key's binding of the account (network) key (hex), see [`crate::identity`].
+    pub network_binding: String,
+    /// Stake (decimal).
+    pub stake: String,
+}
+
+/// The genesis file as written on disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// The chain id (0 for the main chain).
+    pub chain_id: u32,
+    /// Genesis block timestamp, milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Blocks per epoch (> 0).
+    pub epoch_length: u64,
+    /// Least fee a transaction must pay (decimal); cheaper ones are refused.
+    pub min_fee: String,
+    /// Most transactions per block (1 ..= `MAX_TXS_PER_BLOCK`).
+    pub max_block_txs: usize,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+    /// Validators.
+    pub validators: Vec<GenesisValidator>,
+}
+
+/// What is wrong with a genesis file.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The file could not be read.
+    #[error("cannot read genesis file {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is too large.
+    #[error("genesis file {path} is {len} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// The path.
+        path: String,
+        /// Its length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Not valid JSON for a genesis file.
+    #[error("genesis file is not valid JSON: {0}")]
+    Json(String),
+    /// A field or entry is invalid.
+    #[error("invalid genesis: {what}: {why}")]
+    Invalid {
+        /// The entry or field.
+        what: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
+}
+
+fn invalid(what: impl Into<String>, why: impl Into<String>) -> GenesisError {
+    GenesisError::Invalid {
+        what: what.into(),
+        why: why.into(),
+    }
+}
+
+/// The parameters a chain runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainParams {
+    /// The chain.
+    pub chain: ChainId,
+    /// Blocks per epoch.
+    pub epoch_length: u64,
+    /// Least fee accepted.
+    pub min_fee: Amount,
+    /// Most transactions per block.
+    pub max_block_txs: usize,
+}
+
+/// A genesis validator, parsed and checked.
+#[derive(Clone, Debug)]
+pub struct Validator {
+    /// Name.
+    pub name: String,
+    /// Account (and network) key.
+    pub account_key: AccountPublicKey,
+    /// BLS key.
+    pub bls_key: BlsPublicKey,
+    /// Its checked proof of possession.
+    pub pop: ProofOfPossession,
+    /// The binding of the account key.
+    pub network_binding: BlsSignature,
+    /// Stake.
+    pub stake: Amount,
+}
+
+impl Validator {
+    /// Its account address, where its stake record lives.
+    pub fn address(&self) -> Address {
+        self.account_key.address()
+    }
+}
+
+/// A parsed and validated genesis.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    file: GenesisFile,
+    params: ChainParams,
+    accounts: Vec<(Address, Amount)>,
+    validators: Vec<Validator>,
+    keys: KeyBook,
+}
+
+/// Parse a decimal amount.
+pub fn parse_amount(what: &str, s: &str) -> Result<Amount, GenesisError> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            what,
+            format!("{s:?} is not a decimal amount (digits only, no sign, no decimal point)"),
+        ));
+    }
+    t.parse::<u128>().map(Amount).map_err(|_| {
+        invalid(
+            what,
+            format!("{s:?} does not fit in 128 bits (at most {})", u128::MAX),
+        )
+    })
+}
+
+fn parse_hex<const N: usize>(what: &str, field: &str, s: &str) -> Result<[u8; N], GenesisError> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s.strip_prefix("0x").unwrap_or(s), &mut out)
+        .map_err(|e| invalid(what, format!("{field} is not {} hex digits: {e}", N * 2)))?;
+    Ok(out)
+}
+
+impl Genesis {
+    /// Read, parse and validate a genesis file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Genesis, GenesisError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let io = |source| GenesisError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_GENESIS_BYTES {
+            return Err(GenesisError::TooLarge {
+                path: shown,
+                len,
+                max: MAX_GENESIS_BYTES,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::from_json(&text)
+    }
+
+    /// Parse and validate genesis JSON.
+    pub fn from_json(json: &str) -> Result<Genesis, GenesisError> {
+        let file: GenesisFile =
+            serde_json::from_str(json).map_err(|e| GenesisError::Json(e.to_string()))?;
+        Self::validate(file)
+    }
+
+    /// The JSON of a genesis file (pretty-printed).
+    pub fn to_json(file: &GenesisFile) -> String {
+        // Serialising plain strings and integers to a String cannot fail.
+        serde_json::to_string_pretty(file).unwrap_or_default()
+    }
+
+    /// Check every entry: proofs of possession and bindings verify, stakes are positive, no
+    /// key or address appears twice, amounts parse and their sums do not overflow, the epoch
+    /// length is positive and the block size is in range. Errors name the offending entry.
+    pub fn validate(file: GenesisFile) -> Result<Genesis, GenesisError> {
+        if file.epoch_length == 0 {
+            return Err(invalid("epoch_length", "must be at least 1 block"));
+        }
+        if file.max_block_txs == 0 || file.max_block_txs > MAX_TXS_PER_BLOCK {
+            return Err(invalid(
+                "max_block_txs",
+                format!(
+                    "{} is out of range: it must be between 1 and {MAX_TXS_PER_BLOCK}",
+                    file.max_block_txs
+                ),
+            ));
+        }
+        let min_fee = parse_amount("min_fee", &file.min_fee)?;
+        let chain = ChainId(file.chain_id);
+
+        let mut total = Amount::ZERO;
+        let mut seen_addr = HashSet::new();
+        let mut accounts = Vec::with_capacity(file.accounts.len());
+        for (i, a) in file.accounts.iter().enumerate() {
+            let what = format!("accounts[{i}] ({})", a.address);
+            let address = Address(parse_hex::<32>(&what, "address", &a.address)?);
+            if !seen_addr.insert(address) {
+                return Err(invalid(what, "duplicate address: list each account once"));
+            }
+            let balance = parse_amount(&what, &a.balance)?;
+            total = total
+                .checked_add(balance)
+                .map_err(|_| invalid(what, "the total supply overflows 128 bits"))?;
+            accounts.push((address, balance));
+        }
+
+        let mut keys = KeyBook::new();
+        let mut seen_bls = HashSet::new();
+        let mut seen_account = HashSet::new();
+        let mut validators = Vec::with_capacity(file.validators.len());
+        for (i, v) in file.validators.iter().enumerate() {
+            let what = format!("validators[{i}] ({:?})", v.name);
+            let account_bytes = parse_hex::<32>(&what, "account_key", &v.account_key)?;
+            let account_key = AccountPublicKey::from_bytes(&account_bytes)
+                .map_err(|e| invalid(&what, format!("account_key: {e}")))?;
+            let bls_bytes = parse_hex::<48>(&what, "bls_key", &v.bls_key)?;
+            let bls_key = BlsPublicKey::from_bytes(&bls_bytes)
+                .map_err(|e| invalid(&what, format!("bls_key: {e}")))?;
+            let pop_bytes = parse_hex::<96>(&what, "pop", &v.pop)?;
+            let pop = BlsSignature::from_bytes(&pop_bytes)
+                .map(ProofOfPossession)
+                .map_err(|e| invalid(&what, format!("pop: {e}")))?;
+            let binding_bytes = parse_hex::<96>(&what, "network_binding", &v.network_binding)?;
+            let network_binding = BlsSignature::from_bytes(&binding_bytes)
+                .map_err(|e| invalid(&what, format!("network_binding: {e}")))?;
+            let stake = parse_amount(&what, &v.stake)?;
+            if stake == Amount::ZERO {
+                return Err(invalid(what, "stake is zero: a validator needs stake"));
+            }
+            if !seen_bls.insert(bls_bytes) {
+                return Err(invalid(
+                    what,
+                    "duplicate bls_key: each validator needs its own",
+                ));
+            }
+            if !seen_account.insert(account_bytes) {
+                return Err(invalid(
+                    what,
+                    "duplicate account_key: each validator needs its own account",
+                ));
+            }
+            keys.verify_and_insert(&bls_key, &pop).map_err(|e| {
+                invalid(
+                    &what,
+                    format!("pop: {e}; regenerate it with the validator's BLS secret key"),
+                )
+            })?;
+            verify_binding(&bls_key, &account_key, &network_binding)
+                .map_err(|e| invalid(&what, format!("network_binding: {e}")))?;
+            total = total
+                .checked_add(stake)
+                .map_err(|_| invalid(&what, "the total supply overflows 128 bits"))?;
+            validators.push(Validator {
+                name: v.name.clone(),
+                account_key,
+                bls_key,
+                pop,
+                network_binding,
+                stake,
+            });
+        }
+        if validators.is_empty() {
+            return Err(invalid("validators", "at least one validator is needed"));
+        }
+        let params = ChainParams {
+            chain,
+            epoch_length: file.epoch_length,
+            min_fee,
+            max_block_txs: file.max_block_txs,
+        };
+        let genesis = Genesis {
+            file,
+            params,
+            accounts,
+            validators,
+            keys,
+        };
+        genesis
+            .try_committee()
+            .map_err(|e| invalid("validators", e.to_string()))?;
+        Ok(genesis)
+    }
+
+    /// The file it was read from.
+    pub fn file(&self) -> &GenesisFile {
+        &self.file
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> ChainId {
+        self.params.chain
+    }
+
+    /// The chain's parameters.
+    pub fn params(&self) -> ChainParams {
+        self.params.clone()
+    }
+
+    /// The validators.
+    pub fn validators(&self) -> &[Validator] {
+        &self.validators
+    }
+
+    /// The checked keys of the genesis validators.
+    pub fn key_book(&self) -> &KeyBook {
+        &self.keys
+    }
+
+    /// The state before block 1: balances, and a stake record at each validator's account.
+    pub fn initial_state(&self) -> State {
+        let mut state = State::with_capacity(self.accounts.len() + self.validators.len());
+        for (address, balance) in &self.accounts {
+            // A balance key holds an amount, so this cannot fail.
+            let _ = state.set(
+                StateKey::Balance(*address, AssetId::NATIVE),
+                StateValue::Amount(*balance),
+            );
+        }
+        for v in &self.validators {
+            let _ = state.set(
+                StateKey::Validator(v.address()),
+                StateValue::Validator(ValidatorRecord {
+                    stake: v.stake,
+                    key: *v.bls_key.as_bytes(),
+                }),
+            );
+        }
+        state
+    }
+
+    /// The genesis block: height, round and epoch 0, no parent, no transactions.
+    pub fn block(&self) -> Block {
+        Block {
+            header: BlockHeader {
+                chain: self.params.chain,
+                epoch: Epoch(0),
+                height: Height(0),
+                round: Round(0),
+                parent: Digest::ZERO,
+                state_root: self.initial_state().root(),
+                tx_root: Block::compute_tx_root(&[]),
+                outbox_root: empty_root(),
+                proposer: Digest::ZERO,
+                timestamp_ms: self.file.genesis_time_ms,
+                vrf_proof: None,
+            },
+            txs: BoundedVec::empty(),
+        }
+    }
+
+    /// The seed of epoch 0.
+    pub fn seed(&self) -> EpochSeed {
+        EpochSeed::genesis(&self.block().header.id())
+    }
+
+    fn try_committee(&self) -> Result<Committee, RegistryError> {
+        committee_from_state(&self.initial_state(), Epoch(0), &self.keys)
+    }
+
+    /// The committee of epoch 0: the registry of the initial state.
+    pub fn committee(&self) -> Committee {
+        // `validate` built this very committee before returning a `Genesis`.
+        #[allow(clippy::expect_used)]
+        self.try_committee()
+            .expect("validate checked that the genesis committee forms")
+    }
+}
+
+/// One validator's public material for [`build_genesis`].
+#[derive(Clone, Debug)]
+pub struct ValidatorInput {
+    /// Name.
+    pub name: String,
+    /// Account (and network) key.
+    pub account_key: AccountPublicKey,
+    /// BLS key.
+    pub bls_key: BlsPublicKey,
+    /// Its proof of possession.
+    pub pop: ProofOfPossession,
+    /// Its binding of the account key.
+    pub network_binding: BlsSignature,
+    /// Stake.
+    pub stake: Amount,
+}
+
+/// Build a genesis file from public key material (no secret key is needed). The result is
+/// validated before it is returned.
+pub fn build_genesis(
+    params: &ChainParams,
+    genesis_time_ms: u64,
+    accounts: &[(Address, Amount)],
+    validators: &[ValidatorInput],
+) -> Result<GenesisFile, GenesisError> {
+    let file = GenesisFile {
+        chain_id: params.chain.0,
+        genesis_time_ms,
+        epoch_length: params.epoch_length,
+        min_fee: params.min_fee.0.to_string(),
+        max_block_txs: params.max_block_txs,
+        accounts: accounts
+            .iter()
+            .map(|(a, b)| GenesisAccount {
+                address: a.to_hex(),
+                balance: b.0.to_string(),
+            })
+            .collect(),
+        validators: validators
+            .iter()
+            .map(|v| GenesisValidator {
+                name: v.name.clone(),
+                account_key: hex::encode(v.account_key.as_bytes()),
+                bls_key: v.bls_key.to_hex(),
+                pop: hex::encode(v.pop.0.as_bytes()),
+                network_binding: hex::encode(v.network_binding.as_bytes()),
+                stake: v.stake.0.to_string(),
+            })
+            .collect(),
+    };
+    Genesis::validate(file.clone())?;
+    Ok(file)
+}

@@ -1,0 +1,259 @@
+//! The validator registry in the state, and the committee it makes.
+//!
+//! Each [`StateKey::Validator`]`(address)` record holds the stake an account locked and the
+//! BLS key it staked with. The committee of epoch `e + 1` is built from the registry **in the
+//! state after the block that ends epoch `e`**: a stake or unstake committed during epoch `e`
+//! changes the validator set at the next epoch boundary, never in the middle of an epoch.
+//!
+//! # From registry to committee ([`committee_from_state`])
+//!
+//! 1. Every record with a non-zero stake and a key is a candidate. Records naming the same BLS
+//!    key (anyone may stake with a published key and its public proof of possession) are merged
+//!    into one candidate holding the sum of their stakes: adding stake to someone else's key
+//!    gives the adder no vote, and nobody can lower a key's weight by staking with it.
+//! 2. If there are more than [`MAX_COMMITTEE_SIZE`] candidates, the highest stakes are kept
+//!    (ties broken by the lower validator id).
+//! 3. Members are ordered by validator id (the hash of the BLS key): that is the bitmap order.
+//! 4. Stakes are `u128`, voting weights `u64`. All stakes are shifted right by the same
+//!    number of bits `s`, the least that brings the largest stake under `2^64`
+//!    (`s = 0` for any realistic stake), and a weight that the shift would make zero is
+//!    raised to one. Proportions are kept up to `2^-64` of the largest stake.
+//!
+//! A committee member's key must carry a checked proof of possession ([`PopVerifiedKey`]),
+//! and core offers no way to make one except verifying the proof. Records in the state keep
+//! only the key, so the proofs are kept beside the state (in a [`KeyBook`], persisted by
+//! [`crate::storage::ChainStore`]): each key's proof is checked when it enters the book.
+
+use std::collections::HashMap;
+
+use banyan_core::certificate::{Committee, CommitteeMember, MAX_COMMITTEE_SIZE};
+use banyan_core::codec::{BoundedVec, Decode, Encode};
+use banyan_core::ids::{Address, Epoch, ValidatorId};
+use banyan_core::keys::{
+    BlsPublicKey, KeyError, PopVerifiedKey, ProofOfPossession, BLS_PUBLIC_KEY_BYTES,
+};
+use banyan_core::tx::StateKey;
+use banyan_dag::value::ValidatorRecord;
+use banyan_dag::{State, StateValue};
+
+/// Why no committee could be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    /// No validator has stake.
+    #[error("the validator registry is empty: no account has stake, so there is no committee")]
+    Empty,
+    /// A record's key is not a valid BLS public key.
+    #[error("validator record of account {address} holds an invalid BLS key: {source}")]
+    BadKey {
+        /// The account.
+        address: Address,
+        /// Why the key is invalid.
+        source: KeyError,
+    },
+    /// No checked proof of possession is known for a record's key.
+    #[error(
+        "no proof of possession is known for the BLS key {key} of account {address}; the key \
+         book is incomplete (the data directory is damaged: resync the node)"
+    )]
+    MissingProof {
+        /// The account.
+        address: Address,
+        /// The key (hex).
+        key: String,
+    },
+    /// The committee could not be formed.
+    #[error("cannot form the committee: {0}")]
+    Committee(String),
+}
+
+/// BLS keys whose proofs of possession were checked, with the proofs (to persist them).
+#[derive(Clone, Debug, Default)]
+pub struct KeyBook {
+    keys: HashMap<[u8; BLS_PUBLIC_KEY_BYTES], (PopVerifiedKey, ProofOfPossession)>,
+}
+
+impl KeyBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Check `pop` for `key` and add it. A key already in the book is not checked again.
+    pub fn verify_and_insert(
+        &mut self,
+        key: &BlsPublicKey,
+        pop: &ProofOfPossession,
+    ) -> Result<PopVerifiedKey, KeyError> {
+        if let Some((k, _)) = self.keys.get(key.as_bytes()) {
+            return Ok(*k);
+        }
+        let verified = pop.verify(key)?;
+        self.keys.insert(*key.as_bytes(), (verified, *pop));
+        Ok(verified)
+    }
+
+    /// The checked key with these bytes.
+    pub fn get(&self, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Option<&PopVerifiedKey> {
+        self.keys.get(key).map(|(k, _)| k)
+    }
+
+    /// The proof of possession of `key`.
+    pub fn proof(&self, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Option<&ProofOfPossession> {
+        self.keys.get(key).map(|(_, p)| p)
+    }
+
+    /// Whether `key` is in the book.
+    pub fn contains(&self, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the book is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Every validator record of `state` with stake, by address.
+pub fn registry(state: &State) -> Vec<(Address, ValidatorRecord)> {
+    state
+        .sorted_entries()
+        .into_iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (StateKey::Validator(addr), StateValue::Validator(r)) if r.stake.0 > 0 => {
+                Some((addr, r))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Bits every stake is shifted right by so that `max` fits in a `u64`.
+fn weight_shift(max: u128) -> u32 {
+    let bits = 128 - max.leading_zeros();
+    bits.saturating_sub(64)
+}
+
+/// The committee of `epoch` from the registry of `state` (see the module docs for the rule).
+pub fn committee_from_state(
+    state: &State,
+    epoch: Epoch,
+    keys: &KeyBook,
+) -> Result<Committee, RegistryError> {
+    // Merge records per key, checking each key is known.
+    let mut by_key: HashMap<[u8; BLS_PUBLIC_KEY_BYTES], (PopVerifiedKey, u128)> = HashMap::new();
+    for (address, record) in registry(state) {
+        let Some(verified) = keys.get(&record.key) else {
+            if let Err(source) = BlsPublicKey::from_bytes(&record.key) {
+                return Err(RegistryError::BadKey { address, source });
+            }
+            return Err(RegistryError::MissingProof {
+                address,
+                key: hex::encode(record.key),
+            });
+        };
+        let entry = by_key.entry(record.key).or_insert((*verified, 0));
+        entry.1 = entry.1.saturating_add(record.stake.0);
+    }
+    if by_key.is_empty() {
+        return Err(RegistryError::Empty);
+    }
+    let mut candidates: Vec<(ValidatorId, PopVerifiedKey, u128)> = by_key
+        .into_values()
+        .map(|(k, stake)| (k.key().validator_id(), k, stake))
+        .collect();
+    candidates.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    candidates.truncate(MAX_COMMITTEE_SIZE);
+    candidates.sort_by_key(|a| a.0);
+    let max = candidates.iter().map(|c| c.2).max().unwrap_or(0);
+    let shift = weight_shift(max);
+    let members = candidates
+        .into_iter()
+        .map(|(_, key, stake)| CommitteeMember {
+            key,
+            // After the shift the value is below 2^64.
+            stake: u64::try_from(stake >> shift).unwrap_or(u64::MAX).max(1),
+        })
+        .collect();
+    Committee::new(epoch, members).map_err(|e| RegistryError::Committee(e.to_string()))
+}
+
+/// One committee member as stored: the key, its proof of possession and its weight.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub struct MemberRecord {
+    /// The BLS key.
+    pub key: BlsPublicKey,
+    /// Its proof of possession.
+    pub pop: ProofOfPossession,
+    /// Voting weight.
+    pub stake: u64,
+}
+
+/// A committee in an encodable form (a [`Committee`] holds checked keys, which only a proof
+/// check can make, so the proofs travel with it).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub struct CommitteeRecord {
+    /// Members in bitmap order.
+    pub members: BoundedVec<MemberRecord, MAX_COMMITTEE_SIZE>,
+}
+
+impl CommitteeRecord {
+    /// The record of `committee`, with proofs from `keys`.
+    pub fn from_committee(committee: &Committee, keys: &KeyBook) -> Result<Self, RegistryError> {
+        let mut members = Vec::with_capacity(committee.len());
+        for m in committee.members() {
+            let key = *m.key.key();
+            let pop = keys
+                .proof(key.as_bytes())
+                .ok_or_else(|| RegistryError::MissingProof {
+                    address: Address::default(),
+                    key: key.to_hex(),
+                })?;
+            members.push(MemberRecord {
+                key,
+                pop: *pop,
+                stake: m.stake,
+            });
+        }
+        let members = BoundedVec::new(members)
+            .map_err(|m| RegistryError::Committee(format!("{} members", m.len())))?;
+        Ok(CommitteeRecord { members })
+    }
+
+    /// The committee of `epoch`, checking every proof of possession again (`keys` caches
+    /// checked keys and learns the new ones).
+    pub fn to_committee(&self, epoch: Epoch, keys: &mut KeyBook) -> Result<Committee, KeyError> {
+        let mut members = Vec::with_capacity(self.members.len());
+        for m in self.members.iter() {
+            let key = keys.verify_and_insert(&m.key, &m.pop)?;
+            members.push(CommitteeMember {
+                key,
+                stake: m.stake,
+            });
+        }
+        Committee::new(epoch, members).map_err(|e| KeyError::Encoding {
+            what: "committee record",
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_keeps_weights_in_u64() {
+        assert_eq!(weight_shift(0), 0);
+        assert_eq!(weight_shift(u64::MAX as u128), 0);
+        assert_eq!(weight_shift(u64::MAX as u128 + 1), 1);
+        assert_eq!(weight_shift(u128::MAX), 64);
+        assert!((u128::MAX >> weight_shift(u128::MAX)) <= u64::MAX as u128);
+    }
+}

@@ -1,0 +1,1022 @@
+//! One chain instance inside a node: its consensus replica, application, mempool and storage,
+//! driven by one thread.
+//!
+//! A node runs one [`ChainInstance`] per chain (the main chain now; a sidechain is one more
+//! instance with its own chain id, not another code path). The instance's thread owns the
+//! [`Replica`] (which is single-threaded and does no I/O) and carries out what it asks: frames
+//! to peers through the [`Network`], a timer, epoch changes. Everything else reaches it as an
+//! [`Event`] on a bounded channel; queries never go through it (they read RocksDB and the
+//! [`Shared`] snapshot it publishes after every step).
+
+use crate::api::{ChainStatus, ValidatorView};
+use crate::config::VerifiedPeer;
+use crate::metrics::Metrics;
+use crate::wire;
+use anyhow::{anyhow, Context, Result};
+use banyan_consensus::{
+    Application, CachingVerifier, ConsensusError, Environment, Input, Message, Output, Payload,
+    Replica, ReplicaConfig, SignatureVerifier, VrfLeaders,
+};
+use banyan_core::certificate::{CertificateError, Committee, SignerBitmap};
+use banyan_core::header::{Block, BlockHeader};
+use banyan_core::ids::ChainId;
+use banyan_core::keys::{BlsSecretKey, BlsSignature};
+use banyan_dag::ledger::Receipt;
+use banyan_mainchain::{registry, ChainApp, ChainStore, CommitObserver, Genesis, Mempool};
+use banyan_net::{Class, Network, PeerKey};
+use banyan_store::{Column, Durability, Store, WriteBatch};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Events queued for a chain's thread before new ones are dropped (consensus retransmits).
+pub const EVENT_QUEUE: usize = 16_384;
+
+/// What a chain's thread is told.
+#[derive(Debug)]
+pub enum Event {
+    /// A consensus message from the peer with this network key.
+    Message {
+        /// Sender's network key.
+        from: PeerKey,
+        /// The message.
+        message: Message,
+    },
+    /// Committed blocks from a peer, for following the chain (see [`wire`]).
+    Blocks {
+        /// Sender's network key.
+        from: PeerKey,
+        /// The blocks, in height order.
+        blocks: Vec<Block>,
+    },
+    /// Stop after persisting what is in flight.
+    Shutdown,
+}
+
+/// What the chain's thread publishes for queries.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// Progress.
+    pub status: ChainStatus,
+    /// Current committee.
+    pub committee: Vec<ValidatorView>,
+    /// Registry as of the last commit (the next epoch's committee).
+    pub registry: Vec<ValidatorView>,
+    /// Why the instance stopped, if it failed.
+    pub fatal: Option<String>,
+}
+
+/// Everything a chain instance is built from.
+pub struct ChainSetup {
+    /// The RocksDB store shared by every chain of the node.
+    pub store: Arc<Store>,
+    /// The chain's genesis.
+    pub genesis: Genesis,
+    /// This validator's BLS key.
+    pub key: BlsSecretKey,
+    /// Known peers (bindings verified).
+    pub peers: Vec<VerifiedPeer>,
+    /// Consensus timing.
+    pub replica: ReplicaConfig,
+    /// Mempool.
+    pub mempool: Arc<Mempool>,
+    /// Execution threads.
+    pub threads: usize,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Transport.
+    pub network: Network,
+}
+
+/// A running chain instance: the handle the rest of the node keeps.
+pub struct ChainInstance {
+    /// Chain id.
+    pub chain: ChainId,
+    /// Its mempool.
+    pub mempool: Arc<Mempool>,
+    /// Its storage (committed data; safe to read from any thread).
+    pub store: ChainStore,
+    /// What its thread publishes.
+    pub shared: Arc<Mutex<Shared>>,
+    events: SyncSender<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Milliseconds since the Unix epoch (the consensus clock: proposals carry it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl ChainInstance {
+    /// Open the chain's state (writing genesis on a fresh store) and start its thread.
+    pub fn start(setup: ChainSetup) -> Result<Self> {
+        let chain = setup.genesis.chain();
+        let store = ChainStore::new(setup.store.clone(), chain);
+        let shared = Arc::new(Mutex::new(Shared {
+            status: ChainStatus {
+                chain: chain.0,
+                height: 0,
+                block_id: String::new(),
+                state_root: String::new(),
+                epoch: 0,
+                round: 0,
+                committee_index: None,
+                committee_size: 0,
+                mempool_txs: 0,
+            },
+            committee: Vec::new(),
+            registry: Vec::new(),
+            fatal: None,
+        }));
+        let (events, rx) = std::sync::mpsc::sync_channel(EVENT_QUEUE);
+        let mempool = setup.mempool.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let thread_shared = shared.clone();
+        let thread_store = store.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("chain-{}", chain.0))
+            .spawn(move || {
+                let mut driver = match Driver::open(setup, thread_store, thread_shared.clone()) {
+                    Ok(d) => {
+                        let _ = ready_tx.send(Ok(()));
+                        d
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if let Err(e) = driver.run(rx) {
+                    tracing::error!(chain = chain.0, "chain stopped: {e:#}");
+                    if let Ok(mut s) = thread_shared.lock() {
+                        s.fatal = Some(format!("{e:#}"));
+                    }
+                }
+            })
+            .context("cannot start the chain thread")?;
+        ready_rx
+            .recv()
+            .map_err(|_| anyhow!("the chain thread of chain {} died while opening", chain.0))??;
+        Ok(ChainInstance {
+            chain,
+            mempool,
+            store,
+            shared,
+            events,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue a consensus message; dropped (and false) when the queue is full.
+    pub fn deliver(&self, from: PeerKey, message: Message) -> bool {
+        match self.events.try_send(Event::Message { from, message }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Queue committed blocks from a peer; dropped (and false) when the queue is full.
+    pub fn deliver_blocks(&self, from: PeerKey, blocks: Vec<Block>) -> bool {
+        self.events.try_send(Event::Blocks { from, blocks }).is_ok()
+    }
+
+    /// A snapshot of what the thread published.
+    pub fn shared(&self) -> Shared {
+        match self.shared.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Stop the thread and wait for it.
+    pub fn stop(&mut self) {
+        let _ = self.events.send(Event::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Whether the thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for ChainInstance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The application shared between the replica (which owns a boxed copy) and the driver.
+#[derive(Clone)]
+struct SharedApp(Rc<RefCell<ChainApp>>);
+
+impl Application for SharedApp {
+    fn propose(&mut self, parent: &Block) -> Payload {
+        self.0.borrow_mut().propose(parent)
+    }
+    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), String> {
+        self.0.borrow_mut().verify(parent, block)
+    }
+    fn commit(&mut self, block: &Block) {
+        self.0.borrow_mut().commit(block)
+    }
+    fn ends_epoch(&self, header: &BlockHeader) -> bool {
+        self.0.borrow().ends_epoch(header)
+    }
+}
+
+/// Times every aggregate check into `banyan_qc_verify_seconds`.
+struct TimedVerifier {
+    inner: CachingVerifier,
+    metrics: Metrics,
+}
+
+impl SignatureVerifier for TimedVerifier {
+    fn verify_one(
+        &mut self,
+        committee: &Committee,
+        index: usize,
+        msg: &[u8],
+        sig: &BlsSignature,
+        dst: &[u8],
+    ) -> bool {
+        self.inner.verify_one(committee, index, msg, sig, dst)
+    }
+
+    fn verify_signers(
+        &mut self,
+        committee: &Committee,
+        msg: &[u8],
+        signers: &SignerBitmap,
+        sig: &BlsSignature,
+    ) -> Result<(), CertificateError> {
+        let t = Instant::now();
+        let r = self.inner.verify_signers(committee, msg, signers, sig);
+        self.metrics.qc_verify.observe(t.elapsed().as_secs_f64());
+        r
+    }
+}
+
+/// Feeds commit figures to the metrics.
+struct MetricsObserver {
+    chain: String,
+    metrics: Metrics,
+}
+
+impl CommitObserver for MetricsObserver {
+    fn committed(
+        &mut self,
+        block: &Block,
+        receipts: &[Receipt],
+        execute: Duration,
+        persist: Duration,
+    ) {
+        let m = &self.metrics;
+        let c = [self.chain.as_str()];
+        m.blocks_committed.with_label_values(&c).inc();
+        m.txs_committed
+            .with_label_values(&c)
+            .inc_by(receipts.len() as u64);
+        m.height
+            .with_label_values(&c)
+            .set(block.header.height.0 as i64);
+        let age_ms = now_ms().saturating_sub(block.header.timestamp_ms);
+        m.commit_latency
+            .with_label_values(&c)
+            .observe(age_ms as f64 / 1000.0);
+        m.execute
+            .with_label_values(&[self.chain.as_str(), "commit"])
+            .observe(execute.as_secs_f64());
+        m.persist
+            .with_label_values(&c)
+            .observe(persist.as_secs_f64());
+    }
+}
+
+/// Peers of the current committee, both ways.
+#[derive(Default)]
+struct PeerMap {
+    by_index: Vec<Option<PeerKey>>,
+    by_key: HashMap<PeerKey, usize>,
+}
+
+impl PeerMap {
+    fn new(committee: &Committee, peers: &[VerifiedPeer]) -> Self {
+        let mut map = PeerMap::default();
+        for i in 0..committee.len() {
+            let id = committee
+                .members()
+                .get(i)
+                .map(|m| m.key.key().validator_id());
+            let peer = peers
+                .iter()
+                .find(|p| Some(p.validator_key.validator_id()) == id)
+                .map(|p| *p.network_key.as_bytes());
+            if let Some(k) = peer {
+                map.by_key.insert(k, i);
+            }
+            map.by_index.push(peer);
+        }
+        map
+    }
+}
+
+struct Driver {
+    chain: ChainId,
+    label: String,
+    app: SharedApp,
+    store: ChainStore,
+    raw: Arc<Store>,
+    key: BlsSecretKey,
+    peers: Vec<VerifiedPeer>,
+    cfg: ReplicaConfig,
+    metrics: Metrics,
+    network: Network,
+    mempool: Arc<Mempool>,
+    shared: Arc<Mutex<Shared>>,
+    replica: Option<Replica>,
+    committee: Option<Committee>,
+    peer_map: PeerMap,
+    me: Option<usize>,
+    deadline_ms: u64,
+    registry_dirty: bool,
+    follow: Follow,
+    /// Committed height last seen, and when it last changed.
+    progress: (u64, u64),
+}
+
+/// How a node outside the current committee follows the chain: it asks peers, in turn, for
+/// the proof that its epoch ended; checks it against the committee it knows; fetches the
+/// committed blocks up to the proven ending block; checks that they hash-link to it; then
+/// re-executes and commits them (the application checks every state root) and moves to the
+/// next epoch, where it takes part in consensus if it is in the committee.
+#[derive(Default)]
+struct Follow {
+    /// Next peer to ask, index into the configured peers.
+    next_peer: usize,
+    /// When the last request went out.
+    asked_ms: u64,
+    /// A verified proof being completed: who sent it, the proof, the ending header.
+    target: Option<(PeerKey, banyan_consensus::EpochChangeProof, BlockHeader)>,
+    /// Blocks fetched so far, in height order from the committed tip.
+    blocks: Vec<Block>,
+}
+
+/// A member that has committed nothing for this long asks peers whether its epoch ended.
+const STALL_MS: u64 = 5_000;
+/// A follower asks again after this long without progress.
+const FOLLOW_RETRY_MS: u64 = 1_000;
+/// Most blocks a follower holds before applying them (an epoch longer than this cannot be
+/// followed; `epoch_length` is far below it in practice).
+const MAX_FOLLOW_BLOCKS: usize = 100_000;
+
+/// Key of one signed vote in the vote log: chain | epoch | round | block.
+fn vote_log_key(chain: ChainId, epoch: u64, round: u64, block: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 4 + 16 + 32);
+    k.extend_from_slice(VOTE_LOG_PREFIX);
+    k.extend_from_slice(&chain.0.to_be_bytes());
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(&round.to_be_bytes());
+    k.extend_from_slice(block);
+    k
+}
+
+/// Prefix of the vote log in the consensus column: every vote this node signed, kept so an
+/// audit can prove it never signed two blocks in one round (see [`signed_votes`]).
+pub const VOTE_LOG_PREFIX: &[u8] = b"votelog/";
+
+/// Every vote this node's log holds for `chain`: (epoch, round, block id).
+pub fn signed_votes(store: &Store, chain: ChainId) -> Result<Vec<(u64, u64, [u8; 32])>> {
+    let mut prefix = VOTE_LOG_PREFIX.to_vec();
+    prefix.extend_from_slice(&chain.0.to_be_bytes());
+    let mut out = Vec::new();
+    for item in store.iter_prefix(Column::Consensus, &prefix) {
+        let (k, _) = item.context("reading the vote log")?;
+        let rest = &k[prefix.len()..];
+        if rest.len() != 48 {
+            continue;
+        }
+        let epoch = u64::from_be_bytes(rest[0..8].try_into().expect("8 bytes by the length check"));
+        let round =
+            u64::from_be_bytes(rest[8..16].try_into().expect("8 bytes by the length check"));
+        let block: [u8; 32] = rest[16..48]
+            .try_into()
+            .expect("32 bytes by the length check");
+        out.push((epoch, round, block));
+    }
+    Ok(out)
+}
+
+/// A copy of the BLS key for the next epoch's replica (the type is deliberately not Clone).
+fn clone_key(key: &BlsSecretKey) -> Result<BlsSecretKey> {
+    BlsSecretKey::from_bytes(&*key.to_bytes()).map_err(|e| anyhow!("BLS key copy: {e}"))
+}
+
+fn error_kind(e: &ConsensusError) -> String {
+    // The variant name: a fixed set, so a bounded metric label.
+    let s = format!("{e:?}");
+    s.split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("other")
+        .to_string()
+}
+
+impl Driver {
+    fn open(setup: ChainSetup, store: ChainStore, shared: Arc<Mutex<Shared>>) -> Result<Self> {
+        let chain = setup.genesis.chain();
+        let observer = MetricsObserver {
+            chain: chain.0.to_string(),
+            metrics: setup.metrics.clone(),
+        };
+        let app = ChainApp::open(
+            store.clone(),
+            &setup.genesis,
+            setup.mempool.clone(),
+            setup.threads,
+            Box::new(observer),
+        )
+        .context("cannot open the chain state")?;
+        let mut d = Driver {
+            chain,
+            label: chain.0.to_string(),
+            app: SharedApp(Rc::new(RefCell::new(app))),
+            store,
+            raw: setup.store,
+            key: setup.key,
+            peers: setup.peers,
+            cfg: setup.replica,
+            metrics: setup.metrics,
+            network: setup.network,
+            mempool: setup.mempool,
+            shared,
+            replica: None,
+            committee: None,
+            peer_map: PeerMap::default(),
+            me: None,
+            deadline_ms: 0,
+            registry_dirty: true,
+            follow: Follow::default(),
+            progress: (0, now_ms()),
+        };
+        d.boot_epoch(Vec::new())?;
+        Ok(d)
+    }
+
+    /// Start the replica of the epoch the application is in, then feed it `early` messages.
+    fn boot_epoch(&mut self, early: Vec<(usize, Message)>) -> Result<()> {
+        let record = self.app.0.borrow().epoch_record();
+        let committee = record.committee()?;
+        let me_id = self.key.public_key().validator_id();
+        let me = (0..committee.len()).find(|&i| {
+            committee
+                .members()
+                .get(i)
+                .is_some_and(|m| m.key.key().validator_id() == me_id)
+        });
+        self.peer_map = PeerMap::new(&committee, &self.peers);
+        self.me = me;
+        self.registry_dirty = true;
+        self.metrics
+            .epoch
+            .with_label_values(&[self.label.as_str()])
+            .set(record.epoch.0 as i64);
+        let Some(me) = me else {
+            tracing::warn!(
+                chain = self.chain.0,
+                epoch = record.epoch.0,
+                "this validator is not in the committee of epoch {}; it serves queries but \
+                 does not take part in consensus until it is",
+                record.epoch.0
+            );
+            self.committee = Some(committee);
+            self.replica = None;
+            return Ok(());
+        };
+        let base = self
+            .store
+            .block_by_id(&record.base)?
+            .ok_or_else(|| anyhow!("the block epoch {} starts from is missing", record.epoch.0))?;
+        let env = Environment {
+            app: Box::new(self.app.clone()),
+            leaders: Box::new(VrfLeaders::new(self.chain, record.seed, &committee)),
+            verifier: Box::new(TimedVerifier {
+                inner: CachingVerifier::default(),
+                metrics: self.metrics.clone(),
+            }),
+            safety_storage: Box::new(self.store.clone()),
+            blocks: Box::new(self.store.clone()),
+        };
+        let cfg = ReplicaConfig {
+            chain: self.chain,
+            epoch: record.epoch,
+            ..self.cfg.clone()
+        };
+        let mut replica =
+            Replica::new(cfg, committee.clone(), me, clone_key(&self.key)?, base, env)
+                .map_err(|e| anyhow!("cannot start consensus for epoch {}: {e}", record.epoch.0))?;
+        if let Some(p) = record.proof.clone() {
+            replica = replica.with_entry_proof(p);
+        }
+        self.committee = Some(committee);
+        let mut out = Vec::new();
+        let res = replica.start(now_ms(), &mut out);
+        self.replica = Some(replica);
+        self.after(out, res)?;
+        for (from, m) in early {
+            self.step(Input::Message { from, message: m })?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, rx: Receiver<Event>) -> Result<()> {
+        self.publish();
+        loop {
+            let now = now_ms();
+            let wait = if self.replica.is_some() {
+                self.deadline_ms.saturating_sub(now).clamp(1, 1_000)
+            } else {
+                1_000
+            };
+            match rx.recv_timeout(Duration::from_millis(wait)) {
+                Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Event::Message { from, message }) => self.on_message(from, message)?,
+                Ok(Event::Blocks { from, blocks }) => self.on_blocks(from, blocks)?,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.replica.is_some() && now_ms() >= self.deadline_ms {
+                        self.step(Input::Timer)?;
+                    }
+                }
+            }
+            // Drain what queued up meanwhile before publishing.
+            while let Ok(ev) = rx.try_recv() {
+                match ev {
+                    Event::Shutdown => {
+                        self.publish();
+                        return Ok(());
+                    }
+                    Event::Message { from, message } => self.on_message(from, message)?,
+                    Event::Blocks { from, blocks } => self.on_blocks(from, blocks)?,
+                }
+            }
+            if self.replica.is_some() && now_ms() >= self.deadline_ms {
+                self.step(Input::Timer)?;
+            }
+            if self.replica.is_none() {
+                self.follow_tick();
+            } else {
+                self.stall_tick();
+            }
+            self.publish();
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn on_message(&mut self, from: PeerKey, message: Message) -> Result<()> {
+        if let Message::EpochProofRequest(e) = &message {
+            // Served from the archive, whatever epoch this node is in now.
+            if let Some(p) = self.store.epoch_proof(*e)? {
+                self.send_to_key(&from, &Message::EpochProof(Box::new(p)));
+            }
+            return Ok(());
+        }
+        // Outside the committee, or stalled in an epoch the others have left: a proof that
+        // the epoch ended switches to following (the blocks come from any peer, member or not).
+        let stalled = now_ms().saturating_sub(self.progress.1) >= STALL_MS;
+        if self.replica.is_none() || stalled {
+            if let Message::EpochProof(p) = message {
+                return self.on_follow_proof(from, *p);
+            }
+            if self.replica.is_none() {
+                return Ok(());
+            }
+        }
+        let Some(&index) = self.peer_map.by_key.get(&from) else {
+            self.metrics
+                .consensus_rejected
+                .with_label_values(&[self.label.as_str(), "NotInCommittee"])
+                .inc();
+            return Ok(());
+        };
+        self.step(Input::Message {
+            from: index,
+            message,
+        })
+    }
+
+    /// Outside the committee: ask the next peer how the current epoch ended, or for the
+    /// blocks still missing, when nothing came for a while.
+    fn follow_tick(&mut self) {
+        let now = now_ms();
+        if now.saturating_sub(self.follow.asked_ms) < FOLLOW_RETRY_MS || self.peers.is_empty() {
+            return;
+        }
+        self.follow.asked_ms = now;
+        if let Some((from, _, ending)) = &self.follow.target {
+            let next = self.follow_next_height();
+            let frame = wire::blocks_request_frame(self.chain, next, ending.height.0);
+            let from = *from;
+            // The proof's sender may be gone: forget it, so the next tick asks another peer.
+            if self.network.try_send(&from, Class::Sync, frame).is_err() {
+                self.follow.target = None;
+                self.follow.blocks.clear();
+            }
+            return;
+        }
+        let peer = &self.peers[self.follow.next_peer % self.peers.len()];
+        self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
+        let epoch = self.app.0.borrow().epoch_record().epoch;
+        let key = *peer.network_key.as_bytes();
+        self.send_to_key(&key, &Message::EpochProofRequest(epoch));
+    }
+
+    /// A member that commits nothing for [`STALL_MS`] may be the last one still in an epoch
+    /// the others have left (it missed the commit of its end, and nobody sends to it any
+    /// more): ask peers in turn how the epoch ended; the replica checks the answer.
+    fn stall_tick(&mut self) {
+        let now = now_ms();
+        if now.saturating_sub(self.progress.1) < STALL_MS
+            || now.saturating_sub(self.follow.asked_ms) < FOLLOW_RETRY_MS
+            || self.peers.is_empty()
+        {
+            return;
+        }
+        self.follow.asked_ms = now;
+        let peer = &self.peers[self.follow.next_peer % self.peers.len()];
+        self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
+        let epoch = self.app.0.borrow().epoch_record().epoch;
+        let key = *peer.network_key.as_bytes();
+        self.send_to_key(&key, &Message::EpochProofRequest(epoch));
+    }
+
+    fn follow_next_height(&self) -> u64 {
+        let tip = self.app.0.borrow().committed_tip().height.0;
+        tip.saturating_add(1)
+            .saturating_add(self.follow.blocks.len() as u64)
+    }
+
+    /// A proof that the current epoch ended, received while following.
+    fn on_follow_proof(
+        &mut self,
+        from: PeerKey,
+        proof: banyan_consensus::EpochChangeProof,
+    ) -> Result<()> {
+        if self.follow.target.is_some() {
+            return Ok(());
+        }
+        let record = self.app.0.borrow().epoch_record();
+        if proof.epoch() != record.epoch {
+            return Ok(());
+        }
+        let Some(committee) = self.committee.as_ref() else {
+            return Ok(());
+        };
+        let ending = match proof.verify(committee) {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                tracing::warn!(
+                    chain = self.chain.0,
+                    "refused an epoch proof while following: {e}"
+                );
+                return Ok(());
+            }
+        };
+        if !self.app.0.borrow().ends_epoch(&ending) {
+            tracing::warn!(
+                chain = self.chain.0,
+                "refused an epoch proof whose block does not end the epoch"
+            );
+            return Ok(());
+        }
+        tracing::info!(
+            chain = self.chain.0,
+            "following: epoch {} ended at height {}; fetching its blocks",
+            record.epoch.0,
+            ending.height.0
+        );
+        // The epoch is proven over: its replica (if any) has nothing left to sign.
+        self.replica = None;
+        self.follow.target = Some((from, proof, ending));
+        self.follow.blocks.clear();
+        self.follow.asked_ms = 0;
+        self.follow_tick();
+        Ok(())
+    }
+
+    /// Committed blocks received while following: keep those that extend what we have, and
+    /// once the proven ending block is reached, check the links and apply them.
+    fn on_blocks(&mut self, from: PeerKey, blocks: Vec<Block>) -> Result<()> {
+        let Some((sender, _, ending)) = self.follow.target.clone() else {
+            return Ok(());
+        };
+        if from != sender || self.replica.is_some() {
+            return Ok(());
+        }
+        for b in blocks {
+            let want = self.follow_next_height();
+            if b.header.height.0 != want || want > ending.height.0 {
+                continue;
+            }
+            if self.follow.blocks.len() >= MAX_FOLLOW_BLOCKS {
+                return Err(anyhow!(
+                    "an epoch of more than {MAX_FOLLOW_BLOCKS} blocks cannot be followed"
+                ));
+            }
+            self.follow.blocks.push(b);
+        }
+        self.follow.asked_ms = 0;
+        if self.follow_next_height() <= ending.height.0 {
+            self.follow_tick();
+            return Ok(());
+        }
+        self.apply_followed(ending)
+    }
+
+    fn apply_followed(&mut self, ending: BlockHeader) -> Result<()> {
+        let blocks = std::mem::take(&mut self.follow.blocks);
+        let Some((_, proof, _)) = self.follow.target.take() else {
+            return Ok(());
+        };
+        // Hash links from the proven ending block back to the committed tip.
+        let tip = self.app.0.borrow().committed_tip();
+        let mut expect = ending.id();
+        for b in blocks.iter().rev() {
+            if b.header.id() != expect {
+                tracing::warn!(
+                    chain = self.chain.0,
+                    "followed blocks do not link to the proven block; asking again"
+                );
+                return Ok(());
+            }
+            expect = b.header.parent;
+        }
+        if expect != tip.id {
+            tracing::warn!(
+                chain = self.chain.0,
+                "followed blocks do not extend the committed tip; asking again"
+            );
+            return Ok(());
+        }
+        let mut parent = self
+            .store
+            .block_by_id(&tip.id)?
+            .ok_or_else(|| anyhow!("the committed tip block is missing from storage"))?;
+        for b in blocks {
+            if let Err(e) = self.app.0.borrow_mut().verify(&parent, &b) {
+                return Err(anyhow!(
+                    "block {} of the certified chain does not re-execute to its state root                      ({e}); this node's state differs from the chain: resync it with a new data dir",
+                    b.header.height.0
+                ));
+            }
+            self.app.0.borrow_mut().commit(&b);
+            if let Some(e) = self.app.0.borrow_mut().take_fatal() {
+                return Err(anyhow!("storage failed while following: {e}"));
+            }
+            parent = b;
+        }
+        let mut blocks_store = self.store.clone();
+        banyan_consensus::BlockStore::set_committed(&mut blocks_store, ending.id())
+            .map_err(|e| anyhow!("{e}"))?;
+        self.store
+            .put_epoch_proof(proof.epoch(), &proof)
+            .context("cannot archive the epoch proof")?;
+        tracing::info!(
+            chain = self.chain.0,
+            "followed epoch {} to height {}",
+            proof.epoch().0,
+            ending.height.0
+        );
+        self.boot_epoch(Vec::new())
+    }
+
+    fn step(&mut self, input: Input) -> Result<()> {
+        let Some(replica) = self.replica.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        let res = replica.handle(now_ms(), input, &mut out);
+        self.after(out, res)
+    }
+
+    fn after(&mut self, out: Vec<Output>, res: Result<(), ConsensusError>) -> Result<()> {
+        if let Some(e) = self.app.0.borrow_mut().take_fatal() {
+            return Err(anyhow!(
+                "storage failed while committing: {e}; the node stops so it cannot diverge \
+                 (check the disk, then restart)"
+            ));
+        }
+        if let Err(e) = &res {
+            if e.is_fatal() {
+                return Err(anyhow!("consensus cannot continue: {e}"));
+            }
+            self.metrics
+                .consensus_rejected
+                .with_label_values(&[self.label.as_str(), error_kind(e).as_str()])
+                .inc();
+            tracing::debug!(chain = self.chain.0, "dropped a consensus input: {e}");
+        }
+        for o in out {
+            match o {
+                Output::Send { to, message } => {
+                    self.log_vote(&message)?;
+                    self.send_to_index(to, &message);
+                }
+                Output::Broadcast(message) => {
+                    self.log_vote(&message)?;
+                    let n = self.peer_map.by_index.len();
+                    for i in (0..n).filter(|&i| Some(i) != self.me) {
+                        self.send_to_index(i, &message);
+                    }
+                }
+                Output::SetTimer { deadline_ms } => self.deadline_ms = deadline_ms,
+                Output::Commit(blocks) => {
+                    let stake_change = blocks.iter().any(|b| {
+                        b.txs.iter().any(|t| {
+                            matches!(
+                                t.body.kind,
+                                banyan_core::tx::TxKind::Stake { .. }
+                                    | banyan_core::tx::TxKind::Unstake { .. }
+                            )
+                        })
+                    });
+                    self.registry_dirty |= stake_change;
+                }
+                Output::Evidence(e) => {
+                    self.metrics
+                        .evidence
+                        .with_label_values(&[self.label.as_str()])
+                        .inc();
+                    tracing::warn!(
+                        chain = self.chain.0,
+                        offender = e.offender(),
+                        "equivocation detected: committee member {} signed two conflicting \
+                         messages",
+                        e.offender()
+                    );
+                }
+                Output::EpochChange(proof) => {
+                    let epoch = proof.epoch();
+                    self.store
+                        .put_epoch_proof(epoch, &proof)
+                        .context("cannot archive the epoch proof")?;
+                    let early = self
+                        .replica
+                        .take()
+                        .map(|mut r| r.take_next_epoch_messages())
+                        .unwrap_or_default();
+                    tracing::info!(
+                        chain = self.chain.0,
+                        "epoch {} ended; starting epoch {}",
+                        epoch.0,
+                        epoch.0.saturating_add(1)
+                    );
+                    return self.boot_epoch(early);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Record a vote this node signed before it leaves (see [`VOTE_LOG_PREFIX`]).
+    fn log_vote(&self, message: &Message) -> Result<()> {
+        if let Message::Vote(v) = message {
+            if Some(v.signer as usize) == self.me {
+                let mut b = WriteBatch::new();
+                let key = vote_log_key(
+                    self.chain,
+                    v.data.epoch.0,
+                    v.data.round.0,
+                    v.data.block.as_bytes(),
+                );
+                b.put_raw(Column::Consensus, &key, Vec::new());
+                self.raw
+                    .write(b, Durability::Buffered)
+                    .context("cannot write the vote log")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_to_index(&self, to: usize, message: &Message) {
+        if let Some(Some(key)) = self.peer_map.by_index.get(to) {
+            self.send_to_key(key, message);
+        }
+    }
+
+    fn send_to_key(&self, key: &PeerKey, message: &Message) {
+        let class = match message {
+            Message::SyncResponse(_) | Message::EpochProof(_) => Class::Sync,
+            _ => Class::Consensus,
+        };
+        let frame = wire::consensus_frame(self.chain, message);
+        if self.network.try_send(key, class, frame).is_err() {
+            let label = match class {
+                Class::Sync => "sync",
+                _ => "consensus",
+            };
+            self.metrics.net_dropped.with_label_values(&[label]).inc();
+        }
+    }
+
+    fn publish(&mut self) {
+        let app = self.app.0.borrow();
+        let tip = app.committed_tip();
+        let record = app.epoch_record();
+        if tip.height.0 != self.progress.0 {
+            self.progress = (tip.height.0, now_ms());
+        }
+        let round = self
+            .replica
+            .as_ref()
+            .map(|r| r.status().round.0)
+            .unwrap_or(0);
+        let c = [self.label.as_str()];
+        self.metrics.round.with_label_values(&c).set(round as i64);
+        self.metrics
+            .height
+            .with_label_values(&c)
+            .set(tip.height.0 as i64);
+        let mempool_txs = self.mempool.len();
+        self.metrics
+            .mempool_txs
+            .with_label_values(&c)
+            .set(mempool_txs as i64);
+        let committee_views = self.committee.as_ref().map(views_of_committee);
+        let registry_views = if self.registry_dirty {
+            self.registry_dirty = false;
+            Some(views_of_registry(app.state(), self.committee.as_ref()))
+        } else {
+            None
+        };
+        drop(app);
+        let mut s = match self.shared.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        s.status = ChainStatus {
+            chain: self.chain.0,
+            height: tip.height.0,
+            block_id: tip.id.to_hex(),
+            state_root: tip.state_root.to_hex(),
+            epoch: record.epoch.0,
+            round,
+            committee_index: self.me,
+            committee_size: self.committee.as_ref().map(|c| c.len()).unwrap_or(0),
+            mempool_txs,
+        };
+        if let Some(v) = committee_views {
+            s.committee = v;
+        }
+        if let Some(v) = registry_views {
+            s.registry = v;
+        }
+    }
+}
+
+fn views_of_committee(c: &Committee) -> Vec<ValidatorView> {
+    (0..c.len())
+        .filter_map(|i| c.members().get(i).map(|m| (i, m)))
+        .map(|(i, m)| {
+            let key = m.key.key();
+            ValidatorView {
+                address: String::new(),
+                validator_id: key.validator_id().to_hex(),
+                bls_key: key.to_hex(),
+                stake: m.stake.to_string(),
+                committee_index: Some(i),
+            }
+        })
+        .collect()
+}
+
+fn views_of_registry(
+    state: &banyan_dag::State,
+    committee: Option<&Committee>,
+) -> Vec<ValidatorView> {
+    registry::registry(state)
+        .into_iter()
+        .map(|(addr, rec)| {
+            let key = banyan_core::keys::BlsPublicKey::from_bytes(&rec.key).ok();
+            let id = key.as_ref().map(|k| k.validator_id());
+            let index = committee.and_then(|c| {
+                (0..c.len()).find(|&i| c.members().get(i).map(|m| m.key.key().validator_id()) == id)
+            });
+            ValidatorView {
+                address: addr.to_hex(),
+                validator_id: id.map(|d| d.to_hex()).unwrap_or_default(),
+                bls_key: hex::encode(rec.key),
+                stake: rec.stake.0.to_string(),
+                committee_index: index,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,500 @@
+//! Commands that talk to a running node over JSON-RPC:
+//!
+//! ```text
+//! banyan status                                                    [--rpc URL] [--json]
+//! banyan tx transfer --keys DIR --to ADDRESS --amount N [--fee F] [--nonce N] [--chain C]
+//!                    [--asset HEX] [--password-file FILE] [--wait] [--rpc URL] [--json]
+//! banyan query balance ADDRESS [--asset HEX] [--chain C]          [--rpc URL] [--json]
+//! banyan query block [HEIGHT] [--chain C]                          [--rpc URL] [--json]
+//! banyan query validators [--chain C]                              [--rpc URL] [--json]
+//! banyan validator stake   --keys DIR --amount N [--fee F] [--nonce N] [--password-file FILE] [--wait]
+//! banyan validator unstake --keys DIR --amount N [--fee F] [--nonce N] [--password-file FILE] [--wait]
+//! ```
+//!
+//! The node's URL is `--rpc`, else the `BANYAN_RPC` environment variable, else
+//! `http://127.0.0.1:8545`.
+
+use crate::api::AccountView;
+use crate::cli::{read_password, PasswordArgs};
+use crate::key_dir::{KeyPaths, PublicKeys, ValidatorKeys};
+use crate::rpc::client::{BlockingRpcClient, DEFAULT_RPC_URL, RPC_URL_ENV};
+use anyhow::{bail, Context, Result};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
+use banyan_core::tx::{TxBody, TxKind};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long `--wait` waits for the transaction to commit.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often `--wait` polls the account's nonce.
+pub const WAIT_POLL: Duration = Duration::from_millis(250);
+
+/// Where the node's RPC is.
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    /// URL of the node's JSON-RPC server. Default: the BANYAN_RPC environment variable, else
+    /// http://127.0.0.1:8545.
+    #[arg(long, value_name = "URL")]
+    pub rpc: Option<String>,
+}
+
+impl RpcArgs {
+    /// The URL to use: `--rpc`, else `BANYAN_RPC`, else [`DEFAULT_RPC_URL`].
+    pub fn url(&self) -> String {
+        resolve_rpc_url(self.rpc.as_deref())
+    }
+
+    fn connect(&self) -> Result<BlockingRpcClient> {
+        Ok(BlockingRpcClient::new(&self.url())?)
+    }
+}
+
+/// `flag`, else the `BANYAN_RPC` environment variable (when set and not empty), else
+/// [`DEFAULT_RPC_URL`].
+pub fn resolve_rpc_url(flag: Option<&str>) -> String {
+    if let Some(url) = flag {
+        return url.to_string();
+    }
+    match std::env::var(RPC_URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => DEFAULT_RPC_URL.to_string(),
+    }
+}
+
+/// Arguments of `banyan status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `banyan tx ...`
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Send coins (or another asset) from the account key of a key directory.
+    ///
+    /// Signs a transfer with DIR/account.ed25519.json, submits it and prints its id. The nonce
+    /// defaults to the account's committed nonce; pass --nonce when earlier transactions of the
+    /// account are still pending.
+    Transfer(TransferArgs),
+}
+
+/// Options shared by the commands that sign and submit a transaction.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Key directory holding the signing account key (from `banyan keys generate`).
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Fee in native coins.
+    #[arg(long, value_name = "F", default_value_t = 1)]
+    pub fee: u128,
+    /// Nonce to use. Default: the account's committed nonce, read from the node.
+    #[arg(long, value_name = "N")]
+    pub nonce: Option<u64>,
+    /// Wait (at most 30 s) until the transaction is committed, i.e. the account's nonce moves
+    /// past it.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub password: PasswordArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `banyan tx transfer`.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Recipient address (64 hex digits).
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: String,
+    /// Amount to send, in the asset's smallest unit.
+    #[arg(long, value_name = "N")]
+    pub amount: u128,
+    /// Asset id (64 hex digits). Default: the native coin.
+    #[arg(long, value_name = "HEX")]
+    pub asset: Option<String>,
+    /// Chain to send on (0 is the main chain).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
+}
+
+/// `banyan query ...`
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    /// Print an account's balance and next nonce.
+    Balance(BalanceArgs),
+    /// Print a committed block (the latest without HEIGHT).
+    Block(BlockArgs),
+    /// Print the current committee and the validator registry.
+    Validators(ValidatorsArgs),
+}
+
+/// Arguments of `banyan query balance`.
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// Account address (64 hex digits).
+    #[arg(value_name = "ADDRESS")]
+    pub address: String,
+    /// Asset id (64 hex digits). Default: the native coin.
+    #[arg(long, value_name = "HEX")]
+    pub asset: Option<String>,
+    /// Chain (0 is the main chain).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print the account as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `banyan query block`.
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// Height of the block. Default: the latest committed block.
+    #[arg(value_name = "HEIGHT")]
+    pub height: Option<u64>,
+    /// Chain (0 is the main chain).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print the block as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `banyan query validators`.
+#[derive(Debug, Args)]
+pub struct ValidatorsArgs {
+    /// Chain (0 is the main chain).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print the validator set as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `banyan validator ...`
+#[derive(Debug, Subcommand)]
+pub enum ValidatorCommand {
+    /// Lock stake to join the validator set at the next epoch.
+    ///
+    /// Sends a stake transaction on the main chain carrying the BLS public key and the proof of
+    /// possession of DIR/validator.bls.pop.json, signed by the directory's account key.
+    Stake(StakeArgs),
+    /// Withdraw stake; the validator leaves the set at the next epoch when its stake reaches
+    /// zero.
+    Unstake(StakeArgs),
+}
+
+/// Arguments of `banyan validator stake|unstake`.
+#[derive(Debug, Args)]
+pub struct StakeArgs {
+    /// Stake to add or withdraw, in native coins.
+    #[arg(long, value_name = "N")]
+    pub amount: u128,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
+}
+
+fn parse_address(s: &str, what: &str) -> Result<Address> {
+    Address::from_hex(s.trim()).with_context(|| {
+        format!("{what} `{s}` is not an address: expected 64 hex digits (32 bytes)")
+    })
+}
+
+fn parse_asset(s: Option<&str>) -> Result<AssetId> {
+    let Some(s) = s else {
+        return Ok(AssetId::NATIVE);
+    };
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s.trim().strip_prefix("0x").unwrap_or(s.trim()), &mut out)
+        .with_context(|| format!("asset `{s}` is not an asset id: expected 64 hex digits"))?;
+    Ok(AssetId(out))
+}
+
+fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+/// `banyan status`.
+pub fn status(args: StatusArgs, out: &mut dyn Write) -> Result<()> {
+    let client = args.rpc.connect()?;
+    let status = client.status()?;
+    if args.json {
+        return print_json(out, &status);
+    }
+    writeln!(
+        out,
+        "node:         {} (banyan {})",
+        status.name, status.version
+    )?;
+    writeln!(out, "validator id: {}", status.validator_id)?;
+    writeln!(
+        out,
+        "peers:        {} connected of {} configured",
+        status.peers_connected, status.peers_configured
+    )?;
+    for c in &status.chains {
+        let member = match c.committee_index {
+            Some(i) => format!("member #{i} of {}", c.committee_size),
+            None => format!("not in the committee of {}", c.committee_size),
+        };
+        writeln!(
+            out,
+            "chain {}: height {} epoch {} round {}, {member}, {} txs pending, block {}",
+            c.chain, c.height, c.epoch, c.round, c.mempool_txs, c.block_id
+        )?;
+    }
+    Ok(())
+}
+
+/// `banyan query ...`.
+pub fn query(cmd: QueryCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        QueryCommand::Balance(args) => {
+            let address = parse_address(&args.address, "ADDRESS")?;
+            let asset = parse_asset(args.asset.as_deref())?;
+            let client = args.rpc.connect()?;
+            let account = client.account(ChainId(args.chain), address, asset)?;
+            if args.json {
+                return print_json(out, &account);
+            }
+            writeln!(out, "balance: {}", account.balance)?;
+            writeln!(out, "nonce:   {}", account.nonce)?;
+            writeln!(
+                out,
+                "(chain {}, asset {}, at height {})",
+                account.chain, account.asset, account.height
+            )?;
+        }
+        QueryCommand::Block(args) => {
+            let client = args.rpc.connect()?;
+            let block = client.block_on(ChainId(args.chain), args.height)?;
+            if args.json {
+                return print_json(out, &block);
+            }
+            writeln!(
+                out,
+                "chain {} block {} ({})",
+                block.chain, block.height, block.id
+            )?;
+            writeln!(out, "parent:     {}", block.parent)?;
+            writeln!(out, "epoch:      {} round {}", block.epoch, block.round)?;
+            writeln!(out, "proposer:   {}", block.proposer)?;
+            writeln!(out, "timestamp:  {} ms", block.timestamp_ms)?;
+            writeln!(out, "state root: {}", block.state_root)?;
+            writeln!(out, "tx root:    {}", block.tx_root)?;
+            writeln!(out, "{} transactions", block.txs.len())?;
+            for tx in &block.txs {
+                let outcome = match (&tx.applied, &tx.failure) {
+                    (true, _) => "applied".to_string(),
+                    (false, Some(why)) => format!("failed: {why}"),
+                    (false, None) => "failed".to_string(),
+                };
+                writeln!(
+                    out,
+                    "  {} {} from {} nonce {} fee {}: {outcome}",
+                    tx.id, tx.kind, tx.sender, tx.nonce, tx.fee
+                )?;
+            }
+        }
+        QueryCommand::Validators(args) => {
+            let client = args.rpc.connect()?;
+            let set = client.validators_on(ChainId(args.chain))?;
+            if args.json {
+                return print_json(out, &set);
+            }
+            writeln!(
+                out,
+                "chain {} epoch {}: committee of {}",
+                set.chain,
+                set.epoch,
+                set.committee.len()
+            )?;
+            for v in &set.committee {
+                writeln!(
+                    out,
+                    "  #{} {} stake {} (account {})",
+                    v.committee_index
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    v.validator_id,
+                    v.stake,
+                    v.address
+                )?;
+            }
+            writeln!(out, "registry (next epoch): {}", set.registry.len())?;
+            for v in &set.registry {
+                writeln!(
+                    out,
+                    "  {} stake {} (account {})",
+                    v.validator_id, v.stake, v.address
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `banyan tx ...`.
+pub fn tx(cmd: TxCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        TxCommand::Transfer(args) => {
+            let to = parse_address(&args.to, "--to")?;
+            let asset = parse_asset(args.asset.as_deref())?;
+            let kind = TxKind::Transfer {
+                to,
+                asset,
+                amount: Amount(args.amount),
+            };
+            send(&args.send, ChainId(args.chain), |_| Ok(kind), out)
+        }
+    }
+}
+
+/// `banyan validator ...`.
+pub fn validator(cmd: ValidatorCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ValidatorCommand::Stake(args) => {
+            let amount = Amount(args.amount);
+            send(
+                &args.send,
+                ChainId::MAIN,
+                |public| {
+                    Ok(TxKind::Stake {
+                        validator_key: public.bls_pubkey,
+                        pop: Box::new(public.bls_pop),
+                        amount,
+                    })
+                },
+                out,
+            )
+        }
+        ValidatorCommand::Unstake(args) => send(
+            &args.send,
+            ChainId::MAIN,
+            |_| {
+                Ok(TxKind::Unstake {
+                    amount: Amount(args.amount),
+                })
+            },
+            out,
+        ),
+    }
+}
+
+/// Decrypt the keys of `dir` (checking them before asking for the password).
+pub(crate) fn load_keys(
+    dir: &Path,
+    password: &PasswordArgs,
+) -> Result<(ValidatorKeys, PublicKeys)> {
+    let files = KeyPaths::new(dir).open()?;
+    let password = read_password(password, dir, false)?;
+    files.decrypt(&password)
+}
+
+/// Sign the transaction `kind` with the account key of `args.keys`, submit it, print its id
+/// and, with `--wait`, wait for it to commit.
+fn send(
+    args: &SendArgs,
+    chain: ChainId,
+    kind: impl FnOnce(&PublicKeys) -> Result<TxKind>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (keys, public) = load_keys(&args.keys, &args.password)?;
+    let kind = kind(&public)?;
+    let client = args.rpc.connect()?;
+    let sender = public.account_address;
+    let nonce = match args.nonce {
+        Some(n) => n,
+        None => {
+            client
+                .account(chain, sender, AssetId::NATIVE)
+                .context("cannot read the account's nonce; pass --nonce to set it yourself")?
+                .nonce
+        }
+    };
+    let body = TxBody {
+        chain,
+        sender: public.account_pubkey,
+        nonce: Nonce(nonce),
+        fee: Amount(args.fee),
+        kind,
+    };
+    let tx = body.sign(&keys.account);
+    let submitted = client.submit_tx(&tx).with_context(|| {
+        format!(
+            "the node did not accept the transaction (sender {sender}, nonce {nonce}); check \
+             the balance with `banyan query balance {sender}`"
+        )
+    })?;
+    let mut committed: Option<AccountView> = None;
+    if args.wait {
+        eprintln!("submitted {}; waiting for it to commit...", submitted.id);
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            match client.account(chain, sender, AssetId::NATIVE) {
+                Ok(account) if account.nonce > nonce => {
+                    committed = Some(account);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.is_transport() => return Err(e.into()),
+                Err(e) => eprintln!("warning: polling the account failed: {e}"),
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "transaction {} was not committed within {}s (the account's nonce is still \
+                     at most {nonce}); it may still commit: check with `banyan query balance \
+                     {sender}`",
+                    submitted.id,
+                    WAIT_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(WAIT_POLL);
+        }
+    }
+    if args.json {
+        let mut value = serde_json::json!({
+            "id": submitted.id,
+            "sender": sender.to_hex(),
+            "nonce": nonce,
+            "chain": chain.0,
+        });
+        if let Some(account) = &committed {
+            value["committed_at_height"] = account.height.into();
+        }
+        return print_json(out, &value);
+    }
+    writeln!(out, "{}", submitted.id)?;
+    if let Some(account) = committed {
+        eprintln!(
+            "committed by height {}; the account's next nonce is {}",
+            account.height, account.nonce
+        );
+    }
+    Ok(())
+}

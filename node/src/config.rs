@@ -1,0 +1,215 @@
+//! A node's configuration file (`config.toml`, written by `banyan init`) and the public
+//! identity record other nodes list it by (`identity.json`).
+//!
+//! Relative paths in the file are resolved against the file's own directory, so a node
+//! directory can be moved as a whole. Listen addresses default to loopback: exposing RPC or
+//! metrics beyond the machine is an explicit choice.
+
+use anyhow::{bail, Context, Result};
+use banyan_core::keys::{AccountPublicKey, BlsPublicKey, BlsSignature};
+use banyan_mainchain::identity::verify_binding;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest config or identity file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// How a node is known to its peers: where to reach it and which keys it holds. The
+/// `binding` is the validator (BLS) key's signature of the network (ed25519) key, so a QUIC
+/// peer proves which validator it is by completing the TLS handshake with that key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Human-readable name.
+    pub name: String,
+    /// QUIC address (host:port).
+    pub p2p: SocketAddr,
+    /// ed25519 network key (hex): the node's TLS identity, also its account key.
+    pub network_key: String,
+    /// BLS validator key (hex).
+    pub validator_key: String,
+    /// BLS signature of the network key by the validator key (hex).
+    pub binding: String,
+}
+
+/// An identity whose keys parsed and whose binding verified.
+#[derive(Clone, Debug)]
+pub struct VerifiedPeer {
+    /// Name.
+    pub name: String,
+    /// QUIC address.
+    pub addr: SocketAddr,
+    /// Network key.
+    pub network_key: AccountPublicKey,
+    /// Validator key.
+    pub validator_key: BlsPublicKey,
+}
+
+impl Identity {
+    /// Parse the keys and verify the binding.
+    pub fn verify(&self) -> Result<VerifiedPeer> {
+        let what = || format!("peer {:?} ({})", self.name, self.p2p);
+        let net: [u8; 32] = hex::decode(&self.network_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("{}: network_key is not 64 hex digits", what()))?;
+        let network_key = AccountPublicKey::from_bytes(&net)
+            .map_err(|e| anyhow::anyhow!("{}: network_key: {e}", what()))?;
+        let validator_key = hex::decode(&self.validator_key)
+            .ok()
+            .and_then(|b| BlsPublicKey::from_bytes(&b).ok())
+            .with_context(|| format!("{}: validator_key is not a BLS public key", what()))?;
+        let binding = hex::decode(&self.binding)
+            .ok()
+            .and_then(|b| BlsSignature::from_bytes(&b).ok())
+            .with_context(|| format!("{}: binding is not a BLS signature", what()))?;
+        verify_binding(&validator_key, &network_key, &binding).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the validator key did not sign this network key ({e}); regenerate the \
+                 identity with `banyan init`",
+                what()
+            )
+        })?;
+        Ok(VerifiedPeer {
+            name: self.name.clone(),
+            addr: self.p2p,
+            network_key,
+            validator_key,
+        })
+    }
+}
+
+/// `[consensus]` settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// Round timeout after a round entered by a QC, ms.
+    pub base_timeout_ms: u64,
+    /// Upper bound of the round timeout, ms.
+    pub max_timeout_ms: u64,
+    /// A proposal stamped more than this ahead of local time is refused, ms.
+    pub max_clock_drift_ms: u64,
+    /// A leader proposes no sooner than this after its parent block, ms (paces an idle
+    /// chain; under load blocks are bigger, not more frequent).
+    pub min_block_interval_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            base_timeout_ms: 1_000,
+            max_timeout_ms: 6_000,
+            max_clock_drift_ms: 500,
+            min_block_interval_ms: 100,
+        }
+    }
+}
+
+/// `[mempool]` settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolSection {
+    /// Most transactions waiting.
+    pub max_txs: usize,
+    /// Most transactions waiting per sender.
+    pub max_per_sender: usize,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        MempoolSection {
+            max_txs: 200_000,
+            max_per_sender: 4_096,
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's name (logs, status).
+    pub name: String,
+    /// Data directory (RocksDB lives in `<data_dir>/db`).
+    pub data_dir: PathBuf,
+    /// Key directory (`banyan keys generate`).
+    pub keys_dir: PathBuf,
+    /// File holding the keystore password; without it `BANYAN_KEYSTORE_PASSWORD` is read.
+    pub password_file: Option<PathBuf>,
+    /// Genesis file (JSON).
+    pub genesis: PathBuf,
+    /// QUIC listen address.
+    pub p2p_listen: SocketAddr,
+    /// JSON-RPC listen address.
+    pub rpc_listen: SocketAddr,
+    /// Prometheus listen address.
+    pub metrics_listen: SocketAddr,
+    /// Worker threads for block execution (1 = serial).
+    #[serde(default = "one")]
+    pub execution_threads: usize,
+    /// Consensus timing.
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+    /// Mempool limits.
+    #[serde(default)]
+    pub mempool: MempoolSection,
+    /// The other nodes (the identities they published).
+    #[serde(default)]
+    pub peers: Vec<Identity>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Read a small text file with a size cap.
+pub fn read_small(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut s = String::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut s)
+        .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+    if s.len() as u64 > MAX_CONFIG_BYTES {
+        bail!("{} is larger than {MAX_CONFIG_BYTES} bytes", path.display());
+    }
+    Ok(s)
+}
+
+impl NodeConfig {
+    /// Load `path`, resolving relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = read_small(path).with_context(|| {
+            format!(
+                "no node config at {}: create one with `banyan init`",
+                path.display()
+            )
+        })?;
+        let mut cfg: NodeConfig = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid node config", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.data_dir, &mut cfg.keys_dir, &mut cfg.genesis] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(p) = cfg.password_file.as_mut() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if cfg.execution_threads == 0 || cfg.execution_threads > 64 {
+            bail!(
+                "{}: execution_threads must be between 1 and 64",
+                path.display()
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// Write as TOML.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).context("cannot serialise the config")?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}

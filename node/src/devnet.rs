@@ -1,0 +1,526 @@
+//! `banyan devnet`: a local network of validator processes on loopback.
+//!
+//! It generates keys for N validators and a funded demo account, writes a genesis and one
+//! node directory per validator (ports picked free), starts every validator as a separate
+//! `banyan start` process, waits for the first commits, sends a few demo transfers, prints
+//! the endpoints and runs until Ctrl-C or `--duration`, then stops the children with SIGTERM
+//! (SIGKILL after 10 s). Everything lives under one directory; running it again restarts the
+//! same network with its data, `--reset` starts over.
+
+use crate::api::NodeStatus;
+use crate::config::{Identity, NodeConfig};
+use crate::init::{self, NodeDir, CONFIG_FILE};
+use crate::key_dir::{KeyPaths, ValidatorKeys};
+use crate::keystore::KdfPreset;
+use crate::rpc::client::RpcClient;
+use anyhow::{anyhow, bail, Context, Result};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
+use banyan_core::tx::{TxBody, TxKind};
+use banyan_mainchain::genesis::{GenesisAccount, GenesisFile, GenesisValidator};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Password of every devnet keystore (written to `<dir>/password`). Devnet keys are
+/// throwaway: they use the fast, insecure KDF.
+pub const DEVNET_PASSWORD: &str = "banyan-devnet";
+/// Balance of the demo account at genesis.
+pub const DEMO_BALANCE: u128 = 1_000_000_000_000_000;
+/// Balance of each validator's account at genesis (pays staking fees).
+pub const VALIDATOR_BALANCE: u128 = 1_000_000_000;
+/// Stake of each genesis validator.
+pub const VALIDATOR_STAKE: u128 = 1_000_000;
+
+/// Arguments of `banyan devnet`.
+#[derive(Debug, Args)]
+pub struct DevnetArgs {
+    /// Directory holding the whole devnet (keys, genesis, node directories, logs).
+    #[arg(long, default_value = "./devnet")]
+    pub dir: PathBuf,
+    /// Number of validators.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub validators: u16,
+    /// Delete the directory first and start a new chain.
+    #[arg(long)]
+    pub reset: bool,
+    /// Stop after this long (e.g. `90s`, `5m`); default: run until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Blocks per epoch.
+    #[arg(long, default_value_t = 100)]
+    pub epoch_length: u64,
+    /// Most transactions per block.
+    #[arg(long, default_value_t = 5_000)]
+    pub max_block_txs: usize,
+    /// Round timeout after a certified round, ms.
+    #[arg(long, default_value_t = 1_000)]
+    pub base_timeout_ms: u64,
+    /// Extra validators with keys and node directories but no stake at genesis (they can
+    /// join with `banyan validator stake`).
+    #[arg(long, default_value_t = 0)]
+    pub standby: u16,
+    /// Only create the directory (keys, genesis, configs); do not start anything.
+    #[arg(long)]
+    pub init_only: bool,
+    /// Skip the demo transfers.
+    #[arg(long)]
+    pub no_demo: bool,
+}
+
+/// Where a devnet's pieces are.
+pub struct Layout {
+    /// Root.
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    /// Password file.
+    pub fn password(&self) -> PathBuf {
+        self.dir.join("password")
+    }
+    /// Genesis file.
+    pub fn genesis(&self) -> PathBuf {
+        self.dir.join("genesis.json")
+    }
+    /// Demo account key dir.
+    pub fn demo(&self) -> PathBuf {
+        self.dir.join("demo")
+    }
+    /// Node directory of validator `i`.
+    pub fn node(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("v{i}"))
+    }
+    /// Node directories present, in order.
+    pub fn nodes(&self) -> Vec<PathBuf> {
+        (0..)
+            .map(|i| self.node(i))
+            .take_while(|p| p.join(CONFIG_FILE).exists())
+            .collect()
+    }
+}
+
+fn free_addrs() -> Result<(SocketAddr, SocketAddr, SocketAddr)> {
+    let udp =
+        std::net::UdpSocket::bind("127.0.0.1:0").context("cannot bind a loopback UDP port")?;
+    let t1 = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    let t2 = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok((udp.local_addr()?, t1.local_addr()?, t2.local_addr()?))
+}
+
+/// Create the devnet directory: keys, genesis, node directories. Returns the node dirs.
+pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(&layout.dir)
+        .with_context(|| format!("cannot create {}", layout.dir.display()))?;
+    write_private(&layout.password(), DEVNET_PASSWORD)?;
+    let demo_keys = ValidatorKeys::generate();
+    let demo = KeyPaths::new(&layout.demo()).write(
+        &demo_keys,
+        DEVNET_PASSWORD,
+        KdfPreset::InsecureFastForTestsOnly,
+        false,
+    )?;
+    let n = usize::from(args.validators) + usize::from(args.standby);
+    let mut all = Vec::new();
+    for i in 0..n {
+        let keys = ValidatorKeys::generate();
+        let home = layout.node(i);
+        let public = KeyPaths::new(&home.join("keys")).write(
+            &keys,
+            DEVNET_PASSWORD,
+            KdfPreset::InsecureFastForTestsOnly,
+            false,
+        )?;
+        let addrs = free_addrs()?;
+        let id = init::identity(&format!("v{i}"), addrs.0, &keys);
+        all.push((home, public, id, addrs));
+    }
+    let mut accounts = vec![GenesisAccount {
+        address: demo.account_address.to_hex(),
+        balance: DEMO_BALANCE.to_string(),
+    }];
+    let mut validators = Vec::new();
+    for (i, (_, public, id, _)) in all.iter().enumerate() {
+        accounts.push(GenesisAccount {
+            address: public.account_address.to_hex(),
+            balance: VALIDATOR_BALANCE.to_string(),
+        });
+        if i < usize::from(args.validators) {
+            validators.push(GenesisValidator {
+                name: id.name.clone(),
+                account_key: hex::encode(public.account_pubkey.as_bytes()),
+                bls_key: public.bls_pubkey.to_hex(),
+                pop: hex::encode(public.bls_pop.0.as_bytes()),
+                network_binding: id.binding.clone(),
+                stake: VALIDATOR_STAKE.to_string(),
+            });
+        }
+    }
+    let genesis = GenesisFile {
+        chain_id: ChainId::MAIN.0,
+        genesis_time_ms: crate::chain::now_ms(),
+        epoch_length: args.epoch_length,
+        min_fee: "1".to_string(),
+        max_block_txs: args.max_block_txs,
+        accounts,
+        validators,
+    };
+    let text = serde_json::to_string_pretty(&genesis).context("genesis to JSON")?;
+    std::fs::write(layout.genesis(), text + "\n")
+        .with_context(|| format!("cannot write {}", layout.genesis().display()))?;
+    banyan_mainchain::Genesis::from_file(layout.genesis())
+        .map_err(|e| anyhow!("the generated genesis does not validate: {e}"))?;
+    let ids: Vec<Identity> = all.iter().map(|a| a.2.clone()).collect();
+    let mut homes = Vec::new();
+    for (home, _, id, addrs) in all {
+        let peers = ids.iter().filter(|p| **p != id).cloned().collect();
+        let mut cfg = init::config(
+            &id.name,
+            PathBuf::from("keys"),
+            Some(PathBuf::from("../password")),
+            PathBuf::from("../genesis.json"),
+            addrs,
+            peers,
+        );
+        cfg.consensus.base_timeout_ms = args.base_timeout_ms;
+        NodeDir {
+            home: &home,
+            config: cfg,
+            identity: id,
+        }
+        .write(false)?;
+        homes.push(home);
+    }
+    Ok(homes)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// A validator process of the devnet.
+pub struct NodeProcess {
+    /// Name.
+    pub name: String,
+    /// Node directory.
+    pub home: PathBuf,
+    /// Its config.
+    pub config: NodeConfig,
+    /// The child.
+    pub child: Option<Child>,
+}
+
+impl NodeProcess {
+    /// RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.config.rpc_listen)
+    }
+
+    /// Start `banyan start --home <home>` with output to `<home>/node.log`.
+    pub fn spawn(&mut self, exe: &Path) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("node.log"))
+            .with_context(|| format!("cannot open {}/node.log", self.home.display()))?;
+        let err = log.try_clone()?;
+        let child = Command::new(exe)
+            .args(["start", "--home"])
+            .arg(&self.home)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGTERM, wait up to `grace`, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            terminate(pid);
+        }
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.home.join("node.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Send SIGTERM to `pid` (a child of ours; an already finished one is ignored).
+pub fn terminate(pid: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+}
+
+/// Load the node processes of a devnet directory (not started).
+pub fn processes(layout: &Layout) -> Result<Vec<NodeProcess>> {
+    layout
+        .nodes()
+        .into_iter()
+        .map(|home| {
+            let config = NodeConfig::load(&home.join(CONFIG_FILE))?;
+            Ok(NodeProcess {
+                name: config.name.clone(),
+                home,
+                config,
+                child: None,
+            })
+        })
+        .collect()
+}
+
+/// Poll every node's status until each reports at least `height` (or time out).
+pub async fn wait_for_height(
+    nodes: &[NodeProcess],
+    height: u64,
+    timeout: Duration,
+) -> Result<Vec<NodeStatus>> {
+    let start = Instant::now();
+    loop {
+        let mut statuses = Vec::new();
+        for n in nodes {
+            let client = RpcClient::new(&n.rpc_url())?;
+            if let Ok(s) = client.status().await {
+                statuses.push(s);
+            }
+        }
+        let ok = statuses.len() == nodes.len()
+            && statuses
+                .iter()
+                .all(|s| s.chains.first().is_some_and(|c| c.height >= height));
+        if ok {
+            return Ok(statuses);
+        }
+        if start.elapsed() > timeout {
+            let heights: Vec<String> = statuses
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}: {}",
+                        s.name,
+                        s.chains.first().map(|c| c.height).unwrap_or(0)
+                    )
+                })
+                .collect();
+            bail!(
+                "the devnet did not reach height {height} within {}s (heights: {}); see the \
+                 node.log files",
+                timeout.as_secs(),
+                heights.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Run `banyan devnet`.
+pub fn run(args: DevnetArgs) -> Result<()> {
+    let layout = Layout {
+        dir: args.dir.clone(),
+    };
+    if args.reset && layout.dir.exists() {
+        std::fs::remove_dir_all(&layout.dir)
+            .with_context(|| format!("cannot remove {}", layout.dir.display()))?;
+    }
+    let fresh = layout.nodes().is_empty();
+    if fresh {
+        if layout.dir.exists()
+            && std::fs::read_dir(&layout.dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+        {
+            bail!(
+                "{} exists and is not a devnet directory; pass --reset to delete it or choose \
+                 another --dir",
+                layout.dir.display()
+            );
+        }
+        eprintln!(
+            "creating a devnet of {} validators in {}",
+            args.validators,
+            layout.dir.display()
+        );
+        create(&args, &layout)?;
+    } else {
+        eprintln!(
+            "restarting the devnet in {} with its data (pass --reset to start over)",
+            layout.dir.display()
+        );
+    }
+    if args.init_only {
+        eprintln!("devnet directory ready: {}", layout.dir.display());
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find the banyan executable")?;
+    let mut nodes = processes(&layout)?;
+    let staked = usize::from(args.validators).min(nodes.len());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(async {
+        for n in nodes.iter_mut() {
+            n.spawn(&exe)?;
+        }
+        eprintln!(
+            "started {} validator processes; waiting for the first commits",
+            nodes.len()
+        );
+        wait_for_height(&nodes[..staked], 2, Duration::from_secs(90)).await?;
+        if fresh && !args.no_demo {
+            demo_transfers(&layout, &nodes[0]).await?;
+        }
+        print_endpoints(&layout, &nodes);
+        supervise(&mut nodes, args.duration).await
+    });
+    for n in nodes.iter_mut() {
+        n.stop(Duration::from_secs(10));
+    }
+    eprintln!("devnet stopped; its data stays in {}", layout.dir.display());
+    result
+}
+
+async fn supervise(nodes: &mut [NodeProcess], duration: Option<Duration>) -> Result<()> {
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopping the devnet");
+                return Ok(());
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                for n in nodes.iter_mut() {
+                    if let Some(child) = n.child.as_mut() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            n.child = None;
+                            bail!("validator {} exited ({status}); last lines of its log:\n{}", n.name, n.log_tail(20));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
+    let (keys, public) = KeyPaths::new(&layout.demo())
+        .open()?
+        .decrypt(DEVNET_PASSWORD)?;
+    let client = RpcClient::new(&node.rpc_url())?;
+    let start = client
+        .account(ChainId::MAIN, public.account_address, AssetId::NATIVE)
+        .await
+        .map_err(|e| anyhow!("demo account: {e}"))?;
+    let mut last = Address::default();
+    for i in 0..3u64 {
+        let mut to = [0u8; 32];
+        to[0] = 0xde;
+        to[31] = i as u8 + 1;
+        last = Address(to);
+        let tx = TxBody {
+            chain: ChainId::MAIN,
+            sender: public.account_pubkey,
+            nonce: Nonce(start.nonce + i),
+            fee: Amount(1),
+            kind: TxKind::Transfer {
+                to: last,
+                asset: AssetId::NATIVE,
+                amount: Amount(1_000 * (i as u128 + 1)),
+            },
+        }
+        .sign(&keys.account);
+        let r = client
+            .submit_tx(&tx)
+            .await
+            .map_err(|e| anyhow!("demo transfer: {e}"))?;
+        eprintln!("demo transfer {} -> {}: tx {}", i + 1, last.to_hex(), r.id);
+    }
+    let begin = Instant::now();
+    loop {
+        let acct = client
+            .account(ChainId::MAIN, last, AssetId::NATIVE)
+            .await
+            .map_err(|e| anyhow!("query: {e}"))?;
+        if acct.balance != "0" {
+            eprintln!(
+                "committed: {} holds {} at height {}",
+                last.to_hex(),
+                acct.balance,
+                acct.height
+            );
+            return Ok(());
+        }
+        if begin.elapsed() > Duration::from_secs(30) {
+            bail!("the demo transfers did not commit within 30 s; see the node.log files");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_endpoints(layout: &Layout, nodes: &[NodeProcess]) {
+    println!(
+        "devnet running ({} validators, data in {})",
+        nodes.len(),
+        layout.dir.display()
+    );
+    for n in nodes {
+        println!(
+            "  {}: rpc {}  metrics http://{}/metrics  log {}",
+            n.name,
+            n.rpc_url(),
+            n.config.metrics_listen,
+            n.home.join("node.log").display()
+        );
+    }
+    let rpc = nodes.first().map(|n| n.rpc_url()).unwrap_or_default();
+    println!("try:");
+    println!("  banyan status --rpc {rpc}");
+    println!(
+        "  banyan tx transfer --keys {} --password-file {} --to <ADDRESS> --amount 10 --rpc {rpc} --wait",
+        layout.demo().display(),
+        layout.password().display()
+    );
+    println!(
+        "  curl -s {rpc} -H 'content-type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"banyan_status\"}}'"
+    );
+    if let Some(n) = nodes.first() {
+        println!(
+            "  curl -s http://{}/metrics | grep banyan_chain_height",
+            n.config.metrics_listen
+        );
+    }
+    println!("Ctrl-C stops the devnet.");
+}

@@ -1,0 +1,523 @@
+//! `banyan start`: a running node. It opens RocksDB, starts the QUIC network, one
+//! [`ChainInstance`] per chain, the JSON-RPC server and the metrics endpoint, and stops them
+//! all cleanly on Ctrl-C or SIGTERM.
+
+use crate::api::{
+    AccountView, ApiError, BlockView, NodeApi, NodeStatus, Submitted, TxView, ValidatorsView,
+};
+use crate::chain::{ChainInstance, ChainSetup};
+use crate::config::{NodeConfig, VerifiedPeer};
+use crate::key_dir::KeyPaths;
+use crate::metrics::Metrics;
+use crate::rpc::server::{serve, serve_metrics, RpcLimits};
+use crate::wire;
+use anyhow::{anyhow, bail, Context, Result};
+use banyan_consensus::ReplicaConfig;
+use banyan_core::ids::{Address, AssetId, ChainId, Height, Nonce};
+use banyan_core::tx::{SignedTx, TxKind};
+use banyan_mainchain::{Genesis, Mempool, MempoolLimits};
+use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
+use banyan_store::{Store, StoreOptions};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The node's answer to queries: its chains, network and metrics.
+pub struct Node {
+    name: String,
+    validator_id: String,
+    chains: BTreeMap<ChainId, ChainInstance>,
+    network: Network,
+    metrics: Metrics,
+    peers_configured: usize,
+}
+
+/// Bind a TCP listener, or say what to do when the address is taken.
+pub async fn bind(addr: SocketAddr, what: &str, setting: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow!(
+                "cannot listen on {addr} for {what}: the port is in use; stop the other process \
+                 or change {setting} in config.toml"
+            )
+        } else {
+            anyhow!("cannot listen on {addr} for {what}: {e}")
+        }
+    })
+}
+
+/// Run the node described by `config_path` until Ctrl-C / SIGTERM.
+pub fn run(config_path: &Path) -> Result<()> {
+    let cfg = NodeConfig::load(config_path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("banyan-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(run_async(cfg))
+}
+
+async fn run_async(cfg: NodeConfig) -> Result<()> {
+    let genesis = Genesis::from_file(&cfg.genesis)
+        .map_err(|e| anyhow!("genesis {}: {e}", cfg.genesis.display()))?;
+    let password = crate::cli::password_from(cfg.password_file.as_deref(), &cfg.keys_dir)?;
+    let files = KeyPaths::new(&cfg.keys_dir).open()?;
+    let (keys, public) = files.decrypt(&password)?;
+    let mut peers: Vec<VerifiedPeer> = Vec::new();
+    for p in &cfg.peers {
+        peers.push(p.verify()?);
+    }
+    let db_path = cfg.data_dir.join("db");
+    let store = Store::open(
+        &db_path,
+        &StoreOptions {
+            create_if_missing: true,
+            ..StoreOptions::default()
+        },
+    )
+    .map_err(|e| anyhow!("cannot open the data dir {}: {e}", db_path.display()))?;
+    let store = Arc::new(store);
+    let metrics = Metrics::new();
+
+    let net_secret = *keys.account.to_bytes();
+    let net_cfg = NetConfig::new(
+        cfg.p2p_listen,
+        net_secret,
+        peers
+            .iter()
+            .map(|p| PeerConfig {
+                key: *p.network_key.as_bytes(),
+                addr: p.addr,
+            })
+            .collect(),
+    );
+    let (network, receivers) = Network::start(net_cfg)
+        .await
+        .map_err(|e| anyhow!("cannot start the QUIC network on {}: {e}", cfg.p2p_listen))?;
+    let rpc_listener = bind(cfg.rpc_listen, "JSON-RPC", "rpc_listen").await?;
+    let metrics_listener = bind(cfg.metrics_listen, "metrics", "metrics_listen").await?;
+
+    let chain = genesis.chain();
+    let params = genesis.params();
+    let mempool = Arc::new(Mempool::new(
+        chain,
+        MempoolLimits {
+            max_txs: cfg.mempool.max_txs,
+            max_per_sender: cfg.mempool.max_per_sender,
+            min_fee: params.min_fee,
+        },
+    ));
+    let replica = ReplicaConfig {
+        chain,
+        base_timeout_ms: cfg.consensus.base_timeout_ms,
+        max_timeout_ms: cfg.consensus.max_timeout_ms,
+        max_clock_drift_ms: cfg.consensus.max_clock_drift_ms,
+        min_block_interval_ms: cfg.consensus.min_block_interval_ms,
+        ..ReplicaConfig::default()
+    };
+    let key = banyan_core::keys::BlsSecretKey::from_bytes(&*keys.bls.to_bytes())
+        .map_err(|e| anyhow!("BLS key: {e}"))?;
+    let setup = ChainSetup {
+        store: store.clone(),
+        genesis,
+        key,
+        peers: peers.clone(),
+        replica,
+        mempool,
+        threads: cfg.execution_threads,
+        metrics: metrics.clone(),
+        network: network.clone(),
+    };
+    let instance = tokio::task::block_in_place(|| ChainInstance::start(setup))?;
+    let mut chains = BTreeMap::new();
+    chains.insert(chain, instance);
+    let node = Arc::new(Node {
+        name: cfg.name.clone(),
+        validator_id: public.validator_id.to_hex(),
+        chains,
+        network: network.clone(),
+        metrics: metrics.clone(),
+        peers_configured: peers.len(),
+    });
+    spawn_receivers(node.clone(), receivers);
+    {
+        let node = node.clone();
+        tokio::spawn(async move {
+            loop {
+                node.metrics
+                    .peers
+                    .set(node.network.connected().len() as i64);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let api: Arc<dyn NodeApi> = node.clone();
+    let rpc_task = tokio::spawn(serve(
+        rpc_listener,
+        api,
+        metrics.clone(),
+        RpcLimits::default(),
+        stopped(stop_rx.clone()),
+    ));
+    let metrics_task = tokio::spawn(serve_metrics(
+        metrics_listener,
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tracing::info!(
+        name = %cfg.name,
+        p2p = %network.local_addr(),
+        rpc = %cfg.rpc_listen,
+        metrics = %cfg.metrics_listen,
+        "node started"
+    );
+    eprintln!(
+        "banyan node {} running: JSON-RPC http://{}  metrics http://{}/metrics  p2p {}",
+        cfg.name,
+        cfg.rpc_listen,
+        cfg.metrics_listen,
+        network.local_addr()
+    );
+
+    let failed = wait_for_stop(&node).await;
+    let _ = stop_tx.send(true);
+    let _ = rpc_task.await;
+    let _ = metrics_task.await;
+    network.shutdown().await;
+    let node = Arc::try_unwrap(node).map_err(|_| anyhow!("node still referenced at shutdown"));
+    if let Ok(mut node) = node {
+        tokio::task::block_in_place(|| {
+            for c in node.chains.values_mut() {
+                c.stop();
+            }
+        });
+    }
+    store.flush().ok();
+    if let Some(why) = failed {
+        bail!("{why}");
+    }
+    eprintln!("banyan node {} stopped", cfg.name);
+    Ok(())
+}
+
+/// Wait for Ctrl-C, SIGTERM, or a chain failing; returns the failure.
+async fn wait_for_stop(node: &Node) -> Option<String> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return None,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => return None,
+            _ = tick.tick() => {
+                for c in node.chains.values() {
+                    if let Some(f) = c.shared().fatal {
+                        return Some(format!("chain {} failed: {f}", c.chain.0));
+                    }
+                    if !c.is_running() {
+                        return Some(format!("chain {} stopped unexpectedly; see the log above", c.chain.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn spawn_receivers(node: Arc<Node>, r: Receivers) {
+    let Receivers {
+        mut consensus,
+        mut sync,
+        mut mempool,
+    } = r;
+    // One task per class, so a backlog of block sync never delays votes.
+    let n = node.clone();
+    tokio::spawn(async move {
+        while let Some(inc) = consensus.recv().await {
+            n.on_frame(inc.from, &inc.payload);
+        }
+    });
+    let n = node.clone();
+    tokio::spawn(async move {
+        while let Some(inc) = sync.recv().await {
+            n.on_frame(inc.from, &inc.payload);
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(inc) = mempool.recv().await {
+            let node = node.clone();
+            // Signature checks are CPU work: off the async workers.
+            let _ =
+                tokio::task::spawn_blocking(move || node.on_frame(inc.from, &inc.payload)).await;
+        }
+    });
+}
+
+impl Node {
+    fn on_frame(&self, from: banyan_net::PeerKey, payload: &[u8]) {
+        let (chain, body) = match wire::decode(payload) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("dropped a malformed frame: {e}");
+                self.metrics
+                    .consensus_rejected
+                    .with_label_values(&["none", "MalformedFrame"])
+                    .inc();
+                return;
+            }
+        };
+        let Some(instance) = self.chains.get(&chain) else {
+            self.metrics
+                .consensus_rejected
+                .with_label_values(&["none", "UnknownChain"])
+                .inc();
+            return;
+        };
+        match body {
+            wire::Body::Consensus(m) => {
+                if !instance.deliver(from, m) {
+                    self.metrics
+                        .consensus_rejected
+                        .with_label_values(&[chain.0.to_string().as_str(), "QueueFull"])
+                        .inc();
+                }
+            }
+            wire::Body::Txs(txs) => {
+                // Gossiped transactions: checked like any others, not gossiped again.
+                let _ = self.insert(instance, txs);
+            }
+            wire::Body::BlocksRequest { from: lo, to: hi } => {
+                self.serve_blocks(from, instance, lo, hi)
+            }
+            wire::Body::Blocks(blocks) => {
+                if !instance.deliver_blocks(from, blocks) {
+                    self.metrics
+                        .consensus_rejected
+                        .with_label_values(&[chain.0.to_string().as_str(), "QueueFull"])
+                        .inc();
+                }
+            }
+        }
+    }
+
+    /// Committed blocks `lo..=hi` for a follower, within the frame's limits.
+    fn serve_blocks(&self, to: banyan_net::PeerKey, instance: &ChainInstance, lo: u64, hi: u64) {
+        let mut blocks = Vec::new();
+        let mut bytes = 0usize;
+        let mut h = lo.max(1);
+        while h <= hi
+            && blocks.len() < wire::MAX_BLOCKS_PER_FRAME
+            && bytes < wire::BLOCKS_FRAME_BUDGET
+        {
+            match instance.store.block_by_height(Height(h)) {
+                Ok(Some(b)) => {
+                    bytes += banyan_core::codec::encoded_len(&b);
+                    blocks.push(b);
+                }
+                _ => break,
+            }
+            h += 1;
+        }
+        if blocks.is_empty() {
+            return;
+        }
+        if let Ok(frame) = wire::blocks_frame(instance.chain, blocks) {
+            if self.network.try_send(&to, Class::Sync, frame).is_err() {
+                self.metrics.net_dropped.with_label_values(&["sync"]).inc();
+            }
+        }
+    }
+
+    fn insert(
+        &self,
+        instance: &ChainInstance,
+        txs: Vec<SignedTx>,
+    ) -> Vec<Result<banyan_core::hash::Digest, banyan_mainchain::MempoolError>> {
+        let store = instance.store.clone();
+        let results = instance
+            .mempool
+            .insert(txs, |a| store.nonce(a).unwrap_or(Nonce(0)));
+        let label = instance.chain.0.to_string();
+        for r in &results {
+            if let Err(e) = r {
+                self.metrics
+                    .mempool_rejected
+                    .with_label_values(&[label.as_str(), e.reason()])
+                    .inc();
+            }
+        }
+        results
+    }
+
+    fn chain(&self, chain: ChainId) -> Result<&ChainInstance, ApiError> {
+        self.chains
+            .get(&chain)
+            .ok_or(ApiError::UnknownChain(chain.0))
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(format!("storage: {e}"))
+}
+
+fn kind_name(k: &TxKind) -> &'static str {
+    match k {
+        TxKind::Transfer { .. } => "transfer",
+        TxKind::Stake { .. } => "stake",
+        TxKind::Unstake { .. } => "unstake",
+        TxKind::SpawnSidechain { .. } => "spawn_sidechain",
+        TxKind::RetireSidechain { .. } => "retire_sidechain",
+        TxKind::CrossChainSend { .. } => "cross_chain_send",
+        TxKind::DeliverPacket { .. } => "deliver_packet",
+        TxKind::AcknowledgePacket { .. } => "acknowledge_packet",
+        TxKind::TimeoutPacket { .. } => "timeout_packet",
+    }
+}
+
+impl NodeApi for Node {
+    fn submit(&self, txs: Vec<SignedTx>) -> Vec<Result<Submitted, ApiError>> {
+        let mut out: Vec<Option<Result<Submitted, ApiError>>> = vec![None; txs.len()];
+        let mut by_chain: BTreeMap<ChainId, Vec<(usize, SignedTx)>> = BTreeMap::new();
+        for (i, tx) in txs.into_iter().enumerate() {
+            by_chain.entry(tx.body.chain).or_default().push((i, tx));
+        }
+        for (chain, items) in by_chain {
+            let Ok(instance) = self.chain(chain) else {
+                for (i, _) in items {
+                    out[i] = Some(Err(ApiError::UnknownChain(chain.0)));
+                }
+                continue;
+            };
+            let (idx, txs): (Vec<usize>, Vec<SignedTx>) = items.into_iter().unzip();
+            let results = self.insert(instance, txs.clone());
+            let mut accepted = Vec::new();
+            for ((i, tx), r) in idx.into_iter().zip(txs).zip(results) {
+                out[i] = Some(match r {
+                    Ok(id) => {
+                        accepted.push(tx);
+                        Ok(Submitted { id: id.to_hex() })
+                    }
+                    Err(e) => Err(ApiError::Rejected(e.to_string())),
+                });
+            }
+            for chunk in accepted.chunks(wire::MAX_GOSSIP_TXS) {
+                if let Ok(frame) = wire::txs_frame(chain, chunk) {
+                    self.network.broadcast(Class::Mempool, frame);
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ApiError::Unavailable("not processed".into()))))
+            .collect()
+    }
+
+    fn account(
+        &self,
+        chain: ChainId,
+        address: Address,
+        asset: AssetId,
+    ) -> Result<AccountView, ApiError> {
+        let c = self.chain(chain)?;
+        let height = c.shared().status.height;
+        let balance = c.store.balance(&address, &asset).map_err(storage)?;
+        let nonce = c.store.nonce(&address).map_err(storage)?;
+        Ok(AccountView {
+            chain: chain.0,
+            address: address.to_hex(),
+            asset: hex::encode(asset.0),
+            balance: balance.0.to_string(),
+            nonce: nonce.0,
+            height,
+        })
+    }
+
+    fn block(&self, chain: ChainId, height: Option<u64>) -> Result<BlockView, ApiError> {
+        let c = self.chain(chain)?;
+        let h = height.unwrap_or_else(|| c.shared().status.height);
+        let block = c
+            .store
+            .block_by_height(Height(h))
+            .map_err(storage)?
+            .ok_or_else(|| ApiError::NotFound(format!("no committed block at height {h}")))?;
+        let receipts = c
+            .store
+            .receipts(Height(h))
+            .map_err(storage)?
+            .unwrap_or_default();
+        let hd = &block.header;
+        Ok(BlockView {
+            chain: chain.0,
+            height: hd.height.0,
+            id: hd.id().to_hex(),
+            parent: hd.parent.to_hex(),
+            epoch: hd.epoch.0,
+            round: hd.round.0,
+            state_root: hd.state_root.to_hex(),
+            tx_root: hd.tx_root.to_hex(),
+            proposer: hd.proposer.to_hex(),
+            timestamp_ms: hd.timestamp_ms,
+            txs: block
+                .txs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let r = receipts.get(i);
+                    TxView {
+                        id: t.id().to_hex(),
+                        sender: t.body.sender.address().to_hex(),
+                        nonce: t.body.nonce.0,
+                        fee: t.body.fee.0.to_string(),
+                        kind: kind_name(&t.body.kind).to_string(),
+                        applied: r.is_some_and(|r| r.applied),
+                        failure: r.and_then(|r| r.failure.clone()),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    fn validators(&self, chain: ChainId) -> Result<ValidatorsView, ApiError> {
+        let c = self.chain(chain)?;
+        let s = c.shared();
+        let mut committee = s.committee.clone();
+        for v in committee.iter_mut() {
+            if let Some(r) = s.registry.iter().find(|r| r.validator_id == v.validator_id) {
+                v.address = r.address.clone();
+            }
+        }
+        Ok(ValidatorsView {
+            chain: chain.0,
+            epoch: s.status.epoch,
+            committee,
+            registry: s.registry,
+        })
+    }
+
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            name: self.name.clone(),
+            validator_id: self.validator_id.clone(),
+            peers_connected: self.network.connected().len(),
+            peers_configured: self.peers_configured,
+            chains: self.chains.values().map(|c| c.shared().status).collect(),
+        }
+    }
+}
+
+/// Log to standard error through `tracing`; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,283 @@
+//! An in-memory `NodeApi` and a server harness shared by the RPC tests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
+use banyan_core::keys::AccountSecretKey;
+use banyan_core::tx::{SignedTx, TxBody, TxKind};
+use banyan_node::api::*;
+use banyan_node::metrics::Metrics;
+use banyan_node::rpc::server::{serve, RpcLimits};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The address the fake refuses with `InvalidParams`.
+pub const RESERVED: Address = Address([0xff; 32]);
+/// The chain whose validators are `Unavailable`.
+pub const OFFLINE_CHAIN: u32 = 9;
+/// Latest height of the fake chain.
+pub const TIP: u64 = 2;
+
+#[derive(Default)]
+pub struct FakeNode {
+    pub nonces: Mutex<HashMap<Address, u64>>,
+    pub accepted: Mutex<Vec<SignedTx>>,
+}
+
+pub fn block_view(height: u64) -> BlockView {
+    BlockView {
+        chain: 0,
+        height,
+        id: format!("{height:064x}"),
+        parent: format!("{:064x}", height.saturating_sub(1)),
+        epoch: 0,
+        round: height + 10,
+        state_root: "aa".repeat(32),
+        tx_root: "bb".repeat(32),
+        proposer: "cc".repeat(32),
+        timestamp_ms: 1_700_000_000_000 + height,
+        txs: vec![TxView {
+            id: "dd".repeat(32),
+            sender: "ee".repeat(32),
+            nonce: height,
+            fee: "1".into(),
+            kind: "transfer".into(),
+            applied: height.is_multiple_of(2),
+            failure: (!height.is_multiple_of(2)).then(|| "insufficient balance".into()),
+        }],
+    }
+}
+
+pub fn status_view() -> NodeStatus {
+    NodeStatus {
+        version: "0.1.0".into(),
+        name: "fake".into(),
+        validator_id: "01".repeat(32),
+        peers_connected: 3,
+        peers_configured: 4,
+        chains: vec![ChainStatus {
+            chain: 0,
+            height: TIP,
+            block_id: format!("{TIP:064x}"),
+            state_root: "aa".repeat(32),
+            epoch: 0,
+            round: 12,
+            committee_index: Some(1),
+            committee_size: 4,
+            mempool_txs: 5,
+        }],
+    }
+}
+
+pub fn validators_view() -> ValidatorsView {
+    let v = ValidatorView {
+        address: "12".repeat(32),
+        validator_id: "34".repeat(32),
+        bls_key: "56".repeat(48),
+        stake: "1000000".into(),
+        committee_index: Some(0),
+    };
+    ValidatorsView {
+        chain: 0,
+        epoch: 3,
+        committee: vec![v.clone()],
+        registry: vec![v],
+    }
+}
+
+impl NodeApi for FakeNode {
+    fn submit(&self, txs: Vec<SignedTx>) -> Vec<Result<Submitted, ApiError>> {
+        let mut nonces = self.nonces.lock().unwrap();
+        txs.into_iter()
+            .map(|tx| {
+                tx.verify_signature()
+                    .map_err(|_| ApiError::Rejected("bad signature".into()))?;
+                if tx.body.chain != ChainId::MAIN {
+                    return Err(ApiError::UnknownChain(tx.body.chain.0));
+                }
+                let expected = nonces.entry(tx.sender()).or_insert(0);
+                if tx.body.nonce.0 != *expected {
+                    return Err(ApiError::Rejected(format!(
+                        "stale nonce {}, expected {}",
+                        tx.body.nonce.0, expected
+                    )));
+                }
+                *expected += 1;
+                let id = tx.id().to_hex();
+                self.accepted.lock().unwrap().push(tx);
+                Ok(Submitted { id })
+            })
+            .collect()
+    }
+
+    fn account(
+        &self,
+        chain: ChainId,
+        address: Address,
+        asset: AssetId,
+    ) -> Result<AccountView, ApiError> {
+        if chain != ChainId::MAIN {
+            return Err(ApiError::UnknownChain(chain.0));
+        }
+        if address == RESERVED {
+            return Err(ApiError::InvalidParams(
+                "the reserved address has no account".into(),
+            ));
+        }
+        let nonce = self
+            .nonces
+            .lock()
+            .unwrap()
+            .get(&address)
+            .copied()
+            .unwrap_or(0);
+        let balance = if asset == AssetId::NATIVE {
+            "1000"
+        } else {
+            "0"
+        };
+        Ok(AccountView {
+            chain: 0,
+            address: address.to_hex(),
+            asset: hex::encode(asset.0),
+            balance: balance.into(),
+            nonce,
+            height: TIP,
+        })
+    }
+
+    fn block(&self, chain: ChainId, height: Option<u64>) -> Result<BlockView, ApiError> {
+        if chain != ChainId::MAIN {
+            return Err(ApiError::UnknownChain(chain.0));
+        }
+        match height.unwrap_or(TIP) {
+            h if h <= TIP => Ok(block_view(h)),
+            h => Err(ApiError::NotFound(format!("no block at height {h}"))),
+        }
+    }
+
+    fn validators(&self, chain: ChainId) -> Result<ValidatorsView, ApiError> {
+        match chain.0 {
+            0 => Ok(validators_view()),
+            OFFLINE_CHAIN => Err(ApiError::Unavailable("storage is offline".into())),
+            c => Err(ApiError::UnknownChain(c)),
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        status_view()
+    }
+}
+
+/// A running server; dropping it stops the server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub node: Arc<FakeNode>,
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop and wait for the server to return.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Start `serve` on 127.0.0.1:0 with a fresh fake node.
+pub async fn start(limits: RpcLimits) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let node = Arc::new(FakeNode::default());
+    let metrics = Metrics::new();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(
+        listener,
+        node.clone() as Arc<dyn NodeApi>,
+        metrics.clone(),
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        addr,
+        node,
+        metrics,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// A transfer of `amount` signed by the key with seed `[seed; 32]`.
+pub fn transfer(seed: u8, nonce: u64, amount: u128) -> SignedTx {
+    let key = AccountSecretKey::from_bytes(&[seed; 32]);
+    TxBody {
+        chain: ChainId::MAIN,
+        sender: key.public_key(),
+        nonce: Nonce(nonce),
+        fee: Amount(1),
+        kind: TxKind::Transfer {
+            to: Address([7; 32]),
+            asset: AssetId::NATIVE,
+            amount: Amount(amount),
+        },
+    }
+    .sign(&key)
+}
+
+/// Send raw bytes over a fresh connection and return (status code, body).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer (and close) before reading all of an oversized body.
+    let _ = s.write_all(request).await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no HTTP status line in {text:?}"))
+        .parse()
+        .unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+/// `verb path` with `body`, `Connection: close`.
+pub async fn http(addr: SocketAddr, verb: &str, path: &str, body: &str) -> (u16, String) {
+    let req = format!(
+        "{verb} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes()).await
+}
+
+/// POST a JSON-RPC body to `/` and parse the JSON answer.
+pub async fn rpc(addr: SocketAddr, body: &str) -> serde_json::Value {
+    let (status, text) = http(addr, "POST", "/", body).await;
+    assert_eq!(status, 200, "body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
