@@ -3,8 +3,8 @@
 //! It generates keys for N validators and a funded demo account, writes a genesis and one
 //! node directory per validator (ports picked free), starts every validator as a separate
 //! `banyan start` process, waits for the first commits, sends a few demo transfers, prints
-//! the endpoints and runs until Ctrl-C or `--duration`, then stops the children with SIGTERM
-//! (SIGKILL after 10 s). Everything lives under one directory; running it again restarts the
+//! the endpoints and runs until Ctrl-C, SIGTERM or `--duration`, then stops the children with
+//! SIGTERM (SIGKILL after 10 s). Everything lives under one directory; running it again restarts the
 //! same network with its data, `--reset` starts over.
 
 use crate::api::NodeStatus;
@@ -402,6 +402,12 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         print_endpoints(&layout, &nodes);
         supervise(&mut nodes, args.duration).await
     });
+    // SIGTERM to all first, so they shut down in parallel, then wait for each.
+    for n in nodes.iter() {
+        if let Some(pid) = n.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()) {
+            terminate(pid);
+        }
+    }
     for n in nodes.iter_mut() {
         n.stop(Duration::from_secs(10));
     }
@@ -412,10 +418,16 @@ pub fn run(args: DevnetArgs) -> Result<()> {
 async fn supervise(nodes: &mut [NodeProcess], duration: Option<Duration>) -> Result<()> {
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // SIGTERM stops the children too, as Ctrl-C does (no validator is left running).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("stopping the devnet");
+                return Ok(());
+            }
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {
+                eprintln!("stopping the devnet (SIGTERM)");
                 return Ok(());
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
