@@ -113,6 +113,16 @@ pub enum ConsensusError {
 }
 
 impl ConsensusError {
+    /// The error's variant name (`StaleRound`, `BadSignature`, ...), for counting rejections.
+    pub fn kind(&self) -> String {
+        // The variant name: a fixed set, so fit for a bounded metric label.
+        let s = format!("{self:?}");
+        s.split(['(', ' ', '{'])
+            .next()
+            .unwrap_or("Other")
+            .to_string()
+    }
+
     /// Whether the replica cannot continue (storage lost a write, or the committed chain
     /// forked). All other errors only drop the offending input.
     pub fn is_fatal(&self) -> bool {

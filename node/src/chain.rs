@@ -14,20 +14,20 @@ use crate::metrics::Metrics;
 use crate::wire;
 use anyhow::{anyhow, Context, Result};
 use banyan_consensus::{
-    Application, CachingVerifier, ConsensusError, Environment, Input, Message, Output, Payload,
-    Replica, ReplicaConfig, SignatureVerifier, VrfLeaders,
+    Application, CachingVerifier, ConsensusError, Environment, Input, Message, Output, Replica,
+    ReplicaConfig, SignatureVerifier, VrfLeaders,
 };
 use banyan_core::certificate::{CertificateError, Committee, SignerBitmap};
 use banyan_core::header::{Block, BlockHeader};
 use banyan_core::ids::ChainId;
 use banyan_core::keys::{BlsSecretKey, BlsSignature};
 use banyan_dag::ledger::Receipt;
-use banyan_mainchain::{registry, ChainApp, ChainStore, CommitObserver, Genesis, Mempool};
+use banyan_mainchain::{
+    registry, ChainApp, ChainStore, CommitObserver, Genesis, Mempool, SharedChainApp,
+};
 use banyan_net::{Class, Network, PeerKey};
 use banyan_store::{Column, Durability, Store, WriteBatch};
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -215,25 +215,6 @@ impl Drop for ChainInstance {
     }
 }
 
-/// The application shared between the replica (which owns a boxed copy) and the driver.
-#[derive(Clone)]
-struct SharedApp(Rc<RefCell<ChainApp>>);
-
-impl Application for SharedApp {
-    fn propose(&mut self, parent: &Block) -> Payload {
-        self.0.borrow_mut().propose(parent)
-    }
-    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), String> {
-        self.0.borrow_mut().verify(parent, block)
-    }
-    fn commit(&mut self, block: &Block) {
-        self.0.borrow_mut().commit(block)
-    }
-    fn ends_epoch(&self, header: &BlockHeader) -> bool {
-        self.0.borrow().ends_epoch(header)
-    }
-}
-
 /// Times every aggregate check into `banyan_qc_verify_seconds`.
 struct TimedVerifier {
     inner: CachingVerifier,
@@ -333,7 +314,7 @@ impl PeerMap {
 struct Driver {
     chain: ChainId,
     label: String,
-    app: SharedApp,
+    app: SharedChainApp,
     store: ChainStore,
     raw: Arc<Store>,
     key: BlsSecretKey,
@@ -421,15 +402,6 @@ fn clone_key(key: &BlsSecretKey) -> Result<BlsSecretKey> {
     BlsSecretKey::from_bytes(&*key.to_bytes()).map_err(|e| anyhow!("BLS key copy: {e}"))
 }
 
-fn error_kind(e: &ConsensusError) -> String {
-    // The variant name: a fixed set, so a bounded metric label.
-    let s = format!("{e:?}");
-    s.split(['(', ' ', '{'])
-        .next()
-        .unwrap_or("other")
-        .to_string()
-}
-
 impl Driver {
     fn open(setup: ChainSetup, store: ChainStore, shared: Arc<Mutex<Shared>>) -> Result<Self> {
         let chain = setup.genesis.chain();
@@ -448,7 +420,7 @@ impl Driver {
         let mut d = Driver {
             chain,
             label: chain.0.to_string(),
-            app: SharedApp(Rc::new(RefCell::new(app))),
+            app: SharedChainApp::new(app),
             store,
             raw: setup.store,
             key: setup.key,
@@ -473,7 +445,7 @@ impl Driver {
 
     /// Start the replica of the epoch the application is in, then feed it `early` messages.
     fn boot_epoch(&mut self, early: Vec<(usize, Message)>) -> Result<()> {
-        let record = self.app.0.borrow().epoch_record();
+        let record = self.app.lock().epoch_record();
         let committee = record.committee()?;
         let me_id = self.key.public_key().validator_id();
         let me = (0..committee.len()).find(|&i| {
@@ -632,11 +604,7 @@ impl Driver {
             }
             return;
         }
-        let peer = &self.peers[self.follow.next_peer % self.peers.len()];
-        self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
-        let epoch = self.app.0.borrow().epoch_record().epoch;
-        let key = *peer.network_key.as_bytes();
-        self.send_to_key(&key, &Message::EpochProofRequest(epoch));
+        self.ask_next_peer_how_epoch_ended();
     }
 
     /// A member that commits nothing for [`STALL_MS`] may be the last one still in an epoch
@@ -651,15 +619,25 @@ impl Driver {
             return;
         }
         self.follow.asked_ms = now;
-        let peer = &self.peers[self.follow.next_peer % self.peers.len()];
-        self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
-        let epoch = self.app.0.borrow().epoch_record().epoch;
+        self.ask_next_peer_how_epoch_ended();
+    }
+
+    /// Ask the next configured peer, in turn, for the proof that the current epoch ended.
+    fn ask_next_peer_how_epoch_ended(&mut self) {
+        let Some(peer) = self
+            .peers
+            .get(self.follow.next_peer % self.peers.len().max(1))
+        else {
+            return;
+        };
         let key = *peer.network_key.as_bytes();
+        self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
+        let epoch = self.app.lock().committee().epoch();
         self.send_to_key(&key, &Message::EpochProofRequest(epoch));
     }
 
     fn follow_next_height(&self) -> u64 {
-        let tip = self.app.0.borrow().committed_tip().height.0;
+        let tip = self.app.lock().committed_tip().height.0;
         tip.saturating_add(1)
             .saturating_add(self.follow.blocks.len() as u64)
     }
@@ -673,8 +651,8 @@ impl Driver {
         if self.follow.target.is_some() {
             return Ok(());
         }
-        let record = self.app.0.borrow().epoch_record();
-        if proof.epoch() != record.epoch {
+        let epoch = self.app.lock().committee().epoch();
+        if proof.epoch() != epoch {
             return Ok(());
         }
         let Some(committee) = self.committee.as_ref() else {
@@ -690,7 +668,7 @@ impl Driver {
                 return Ok(());
             }
         };
-        if !self.app.0.borrow().ends_epoch(&ending) {
+        if !self.app.lock().ends_epoch(&ending) {
             tracing::warn!(
                 chain = self.chain.0,
                 "refused an epoch proof whose block does not end the epoch"
@@ -700,7 +678,7 @@ impl Driver {
         tracing::info!(
             chain = self.chain.0,
             "following: epoch {} ended at height {}; fetching its blocks",
-            record.epoch.0,
+            epoch.0,
             ending.height.0
         );
         // The epoch is proven over: its replica (if any) has nothing left to sign.
@@ -747,7 +725,7 @@ impl Driver {
             return Ok(());
         };
         // Hash links from the proven ending block back to the committed tip.
-        let tip = self.app.0.borrow().committed_tip();
+        let tip = self.app.lock().committed_tip();
         let mut expect = ending.id();
         for b in blocks.iter().rev() {
             if b.header.id() != expect {
@@ -771,14 +749,14 @@ impl Driver {
             .block_by_id(&tip.id)?
             .ok_or_else(|| anyhow!("the committed tip block is missing from storage"))?;
         for b in blocks {
-            if let Err(e) = self.app.0.borrow_mut().verify(&parent, &b) {
+            if let Err(e) = self.app.lock().verify(&parent, &b) {
                 return Err(anyhow!(
                     "block {} of the certified chain does not re-execute to its state root                      ({e}); this node's state differs from the chain: resync it with a new data dir",
                     b.header.height.0
                 ));
             }
-            self.app.0.borrow_mut().commit(&b);
-            if let Some(e) = self.app.0.borrow_mut().take_fatal() {
+            self.app.lock().commit(&b);
+            if let Some(e) = self.app.lock().take_fatal() {
                 return Err(anyhow!("storage failed while following: {e}"));
             }
             parent = b;
@@ -808,7 +786,7 @@ impl Driver {
     }
 
     fn after(&mut self, out: Vec<Output>, res: Result<(), ConsensusError>) -> Result<()> {
-        if let Some(e) = self.app.0.borrow_mut().take_fatal() {
+        if let Some(e) = self.app.lock().take_fatal() {
             return Err(anyhow!(
                 "storage failed while committing: {e}; the node stops so it cannot diverge \
                  (check the disk, then restart)"
@@ -820,7 +798,7 @@ impl Driver {
             }
             self.metrics
                 .consensus_rejected
-                .with_label_values(&[self.label.as_str(), error_kind(e).as_str()])
+                .with_label_values(&[self.label.as_str(), e.kind().as_str()])
                 .inc();
             tracing::debug!(chain = self.chain.0, "dropped a consensus input: {e}");
         }
@@ -928,9 +906,9 @@ impl Driver {
     }
 
     fn publish(&mut self) {
-        let app = self.app.0.borrow();
+        let app = self.app.lock();
         let tip = app.committed_tip();
-        let record = app.epoch_record();
+        let epoch = app.committee().epoch();
         if tip.height.0 != self.progress.0 {
             self.progress = (tip.height.0, now_ms());
         }
@@ -950,10 +928,13 @@ impl Driver {
             .mempool_txs
             .with_label_values(&c)
             .set(mempool_txs as i64);
-        let committee_views = self.committee.as_ref().map(views_of_committee);
-        let registry_views = if self.registry_dirty {
+        // Views change only at an epoch change or a stake change: not rebuilt per event.
+        let views = if self.registry_dirty {
             self.registry_dirty = false;
-            Some(views_of_registry(app.state(), self.committee.as_ref()))
+            Some((
+                self.committee.as_ref().map(views_of_committee),
+                views_of_registry(app.state(), self.committee.as_ref()),
+            ))
         } else {
             None
         };
@@ -967,17 +948,17 @@ impl Driver {
             height: tip.height.0,
             block_id: tip.id.to_hex(),
             state_root: tip.state_root.to_hex(),
-            epoch: record.epoch.0,
+            epoch: epoch.0,
             round,
             committee_index: self.me,
             committee_size: self.committee.as_ref().map(|c| c.len()).unwrap_or(0),
             mempool_txs,
         };
-        if let Some(v) = committee_views {
-            s.committee = v;
-        }
-        if let Some(v) = registry_views {
-            s.registry = v;
+        if let Some((committee, registry)) = views {
+            if let Some(c) = committee {
+                s.committee = c;
+            }
+            s.registry = registry;
         }
     }
 }

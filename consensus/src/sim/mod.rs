@@ -423,11 +423,6 @@ pub struct Simulation {
     pub evidence: Vec<Evidence>,
 }
 
-fn error_kind(e: &ConsensusError) -> String {
-    let s = format!("{e:?}");
-    s.split(['(', ' ', '{']).next().unwrap_or("").to_string()
-}
-
 impl Simulation {
     /// Set up the committee and nodes (no event runs yet).
     pub fn new(cfg: SimConfig) -> Result<Self, ConsensusError> {
@@ -736,7 +731,7 @@ impl Simulation {
 
     fn after_step(&mut self, node: usize, outputs: Vec<Output>, res: Result<(), ConsensusError>) {
         if let Err(e) = res {
-            *self.report.rejected.entry(error_kind(&e)).or_default() += 1;
+            *self.report.rejected.entry(e.kind()).or_default() += 1;
             if e.is_fatal() {
                 if matches!(e, ConsensusError::ConflictingCommit(_)) {
                     self.nodes[node].halted = true;
