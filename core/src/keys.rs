@@ -447,8 +447,10 @@ pub const ACCOUNT_KEY_CACHE: usize = 1 << 16;
 /// exponentiation (~10 µs); a node decodes the same senders' keys again and again (RPC,
 /// gossip, every proposal), so the result is remembered. Only valid keys are kept, and the
 /// check is a pure function of the bytes, so a hit gives exactly what a recomputation would.
+/// The map's hasher is foldhash with a per-process random seed: cheaper than SipHash on every
+/// look-up, and keys cannot be crafted to share a bucket without knowing the seed.
 static KEY_CACHE: std::sync::OnceLock<
-    std::sync::Mutex<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+    std::sync::Mutex<hashbrown::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
 > = std::sync::OnceLock::new();
 
 impl AccountPublicKey {

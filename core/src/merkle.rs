@@ -254,3 +254,118 @@ pub fn reference_root(leaves: &[Vec<u8>]) -> Digest {
         bind_count(leaves.len() as u64, &go(leaves))
     }
 }
+
+/// A Merkle tree over leaf hashes that keeps every level, so that changing a few leaves costs
+/// a few paths instead of the whole tree. Its root equals [`MerkleTree::root`] over the same
+/// leaves.
+///
+/// Levels are built bottom-up: each level pairs the nodes of the one below, and an odd last
+/// node moves up unchanged. That is the RFC 9162 shape: in both, the left subtree of a node
+/// over `n` leaves holds the largest power of two strictly below `n`.
+#[derive(Clone, Debug, Default)]
+pub struct MerkleLevels {
+    /// `levels[0]` are the leaves; the last level holds the top alone (none when empty).
+    levels: Vec<Vec<Digest>>,
+}
+
+impl MerkleLevels {
+    /// The tree over `leaves` (leaf hashes).
+    pub fn from_leaf_hashes(leaves: Vec<Digest>) -> Self {
+        let mut t = MerkleLevels {
+            levels: vec![leaves],
+        };
+        t.rebuild_from(0);
+        t
+    }
+
+    /// Number of leaves.
+    pub fn len(&self) -> usize {
+        self.levels.first().map_or(0, Vec::len)
+    }
+
+    /// Whether the tree has no leaves.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The leaf hashes, in order.
+    pub fn leaves(&self) -> &[Digest] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The root, as [`MerkleTree::root`] gives it.
+    pub fn root(&self) -> Digest {
+        match self.levels.last().and_then(|top| top.first()) {
+            Some(top) if !self.is_empty() => bind_count(self.len() as u64, top),
+            _ => empty_root(),
+        }
+    }
+
+    /// Replace leaves in place (the leaf count stays): `updates` are `(index, leaf hash)`;
+    /// an index out of range is ignored. Costs one path per changed leaf.
+    pub fn set_leaves(&mut self, updates: &[(usize, Digest)]) {
+        let n = self.len();
+        let mut dirty: Vec<usize> = Vec::with_capacity(updates.len());
+        for &(i, leaf) in updates {
+            if i < n {
+                self.levels[0][i] = leaf;
+                dirty.push(i);
+            }
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
+        for l in 1..self.levels.len() {
+            for d in dirty.iter_mut() {
+                *d /= 2;
+            }
+            dirty.dedup();
+            let (below, above) = self.levels.split_at_mut(l);
+            let below = &below[l - 1];
+            for &p in &dirty {
+                above[0][p] = pair(below, p);
+            }
+        }
+    }
+
+    /// Replace all leaves by `leaves`, of which the first `unchanged` are known to equal the
+    /// current ones (the count may change): only the nodes from there rightwards are hashed
+    /// again.
+    pub fn replace_leaves(&mut self, leaves: Vec<Digest>, unchanged: usize) {
+        let first = unchanged.min(self.len()).min(leaves.len());
+        match self.levels.first_mut() {
+            Some(l0) => *l0 = leaves,
+            None => self.levels.push(leaves),
+        }
+        self.rebuild_from(first);
+    }
+
+    /// Recompute every level from leaf index `first` rightwards.
+    fn rebuild_from(&mut self, first: usize) {
+        let mut from = first;
+        let mut l = 0;
+        while self.levels[l].len() > 1 {
+            let width = self.levels[l].len().div_ceil(2);
+            from /= 2;
+            if self.levels.len() == l + 1 {
+                self.levels.push(Vec::with_capacity(width));
+            }
+            let (below, above) = self.levels.split_at_mut(l + 1);
+            let (below, next) = (&below[l], &mut above[0]);
+            next.truncate(from.min(width));
+            for p in next.len()..width {
+                next.push(pair(below, p));
+            }
+            l += 1;
+        }
+        self.levels.truncate(l + 1);
+    }
+}
+
+/// Node `p` of the level above `below`: its two children hashed, or a lone last child moved
+/// up.
+fn pair(below: &[Digest], p: usize) -> Digest {
+    match below.get(2 * p + 1) {
+        Some(right) => node_hash(&below[2 * p], right),
+        None => below[2 * p],
+    }
+}

@@ -2,7 +2,7 @@
 
 use banyan_core::codec::BoundedVec;
 use banyan_core::hash::Digest;
-use banyan_core::merkle::{self, MerkleProof, MerkleTree, ProofError};
+use banyan_core::merkle::{self, MerkleLevels, MerkleProof, MerkleTree, ProofError};
 use proptest::prelude::*;
 
 fn leaves(n: usize) -> Vec<Vec<u8>> {
@@ -125,6 +125,80 @@ proptest! {
         let j = (i + 1) % n;
         if j != i {
             prop_assert!(proof.verify(&tree.root(), &data[j]).is_err());
+        }
+    }
+}
+
+fn leaf_hashes(tag: u8, n: usize) -> Vec<Digest> {
+    (0..n)
+        .map(|i| merkle::leaf_hash(&[&[tag][..], &(i as u64).to_le_bytes()].concat()))
+        .collect()
+}
+
+#[test]
+fn kept_levels_give_the_same_root_at_every_size() {
+    for n in 0..=70 {
+        let data = leaves(n);
+        let hashes: Vec<Digest> = data.iter().map(|d| merkle::leaf_hash(d)).collect();
+        let levels = MerkleLevels::from_leaf_hashes(hashes);
+        assert_eq!(levels.root(), merkle::reference_root(&data), "n = {n}");
+        assert_eq!(levels.len(), n);
+    }
+}
+
+/// One change to a kept tree: leaves replaced in place, or the whole leaf list replaced with
+/// a prefix kept.
+#[derive(Debug, Clone)]
+enum Change {
+    Set(Vec<(usize, u8)>),
+    Replace { keep: usize, len: usize, tag: u8 },
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        prop::collection::vec((0usize..80, any::<u8>()), 0..8).prop_map(Change::Set),
+        (0usize..80, 0usize..80, any::<u8>()).prop_map(|(keep, len, tag)| Change::Replace {
+            keep,
+            len,
+            tag
+        }),
+    ]
+}
+
+proptest! {
+    /// After any sequence of in-place updates and prefix-keeping replacements, the kept
+    /// levels give the root a tree built from scratch over the same leaves gives.
+    #[test]
+    fn updated_levels_match_a_fresh_tree(
+        start in 0usize..80,
+        changes in prop::collection::vec(change(), 1..12),
+    ) {
+        let mut leaves = leaf_hashes(0, start);
+        let mut levels = MerkleLevels::from_leaf_hashes(leaves.clone());
+        for c in changes {
+            match c {
+                Change::Set(updates) => {
+                    let updates: Vec<(usize, Digest)> = updates
+                        .into_iter()
+                        .map(|(i, tag)| (i, leaf_hashes(tag, i + 1)[i]))
+                        .collect();
+                    for &(i, leaf) in &updates {
+                        if i < leaves.len() {
+                            leaves[i] = leaf;
+                        }
+                    }
+                    levels.set_leaves(&updates);
+                }
+                Change::Replace { keep, len, tag } => {
+                    let keep = keep.min(leaves.len()).min(len);
+                    let mut next = leaves[..keep].to_vec();
+                    next.extend(leaf_hashes(tag, len).into_iter().skip(keep));
+                    leaves = next;
+                    levels.replace_leaves(leaves.clone(), keep);
+                }
+            }
+            prop_assert_eq!(levels.leaves(), &leaves[..]);
+            prop_assert_eq!(levels.root(), MerkleTree::from_leaf_hashes(leaves.clone()).root());
         }
     }
 }

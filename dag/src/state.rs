@@ -6,8 +6,9 @@ use crate::output::WriteSet;
 use crate::value::{StateValue, ValueKind};
 use banyan_core::codec::encode_into;
 use banyan_core::hash::Digest;
-use banyan_core::merkle::{leaf_hash, MerkleTree};
+use banyan_core::merkle::{leaf_hash, MerkleLevels, MerkleTree};
 use banyan_core::tx::StateKey;
+use std::sync::Arc;
 
 /// The state a block executes against: a map from [`StateKey`] to [`StateValue`] in which
 /// default values are absent.
@@ -15,9 +16,109 @@ use banyan_core::tx::StateKey;
 /// Lookups use a keyed hash (foldhash, seeded per map, over a fold of the key) so that crafted
 /// addresses cannot flood one bucket. The seed never shows in any output: roots and write sets
 /// are ordered by keys and by block order, not by hash.
+///
+/// [`root`](Self::root) computes the root from scratch; [`updated_root`](Self::updated_root)
+/// gives the same value but keeps the tree, so that the next call only hashes again the paths
+/// of the keys set since (the tree is shared between clones until one of them changes it).
 #[derive(Clone, Debug, Default)]
 pub struct State {
     map: hashbrown::HashMap<HKey, StateValue>,
+    /// The Merkle tree of the state as of the last `updated_root`, if any.
+    tree: Option<Arc<SortedTree>>,
+    /// Keys set since `tree` was brought up to date (only kept while there is a tree).
+    dirty: Vec<StateKey>,
+}
+
+/// The present keys in order, and the Merkle levels over their leaves.
+#[derive(Clone, Debug)]
+struct SortedTree {
+    keys: Vec<StateKey>,
+    levels: MerkleLevels,
+}
+
+/// Keys set since the last `updated_root` beyond which the kept tree is dropped (rebuilding
+/// it then costs no more than catching up).
+fn max_dirty(present: usize) -> usize {
+    present.saturating_mul(2).saturating_add(4096)
+}
+
+/// The leaf of a present entry: the hash of the canonical encoding of `(key, value)`.
+fn leaf_of(entry: &(StateKey, StateValue), buf: &mut Vec<u8>) -> Digest {
+    buf.clear();
+    encode_into(entry, buf);
+    leaf_hash(buf)
+}
+
+impl SortedTree {
+    fn build(state: &State) -> Self {
+        let entries = state.sorted_entries();
+        let mut buf = Vec::with_capacity(160);
+        let leaves = entries.iter().map(|e| leaf_of(e, &mut buf)).collect();
+        SortedTree {
+            keys: entries.into_iter().map(|(k, _)| k).collect(),
+            levels: MerkleLevels::from_leaf_hashes(leaves),
+        }
+    }
+
+    /// Bring the tree up to date with `map` after the keys in `dirty` were set.
+    fn update(&mut self, state: &State, mut dirty: Vec<StateKey>) {
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut buf = Vec::with_capacity(160);
+        let now = |k: &StateKey| state.map.get(&HKey(*k)).copied();
+        // Only values changed: the leaf count and positions stay, one path per key.
+        let mut in_place = Vec::with_capacity(dirty.len());
+        let mut moved = false;
+        for k in &dirty {
+            match (self.keys.binary_search(k), now(k)) {
+                (Ok(i), Some(v)) => in_place.push((i, leaf_of(&(*k, v), &mut buf))),
+                (Err(_), None) => {}
+                _ => {
+                    moved = true;
+                    break;
+                }
+            }
+        }
+        if !moved {
+            self.levels.set_leaves(&in_place);
+            return;
+        }
+        // Keys came or went: merge, keeping the leaves of untouched keys, and hash again
+        // from the first change rightwards.
+        let old_leaves = self.levels.leaves();
+        let mut keys = Vec::with_capacity(self.keys.len() + dirty.len());
+        let mut leaves = Vec::with_capacity(self.keys.len() + dirty.len());
+        let mut first_change: Option<usize> = None;
+        let (mut i, mut j) = (0, 0);
+        while i < self.keys.len() || j < dirty.len() {
+            if j == dirty.len() || (i < self.keys.len() && self.keys[i] < dirty[j]) {
+                keys.push(self.keys[i]);
+                leaves.push(old_leaves[i]);
+                i += 1;
+                continue;
+            }
+            let k = dirty[j];
+            j += 1;
+            let was_present = i < self.keys.len() && self.keys[i] == k;
+            if was_present {
+                i += 1;
+            }
+            match now(&k) {
+                Some(v) => {
+                    first_change.get_or_insert(keys.len());
+                    keys.push(k);
+                    leaves.push(leaf_of(&(k, v), &mut buf));
+                }
+                None if was_present => {
+                    first_change.get_or_insert(keys.len());
+                }
+                None => {}
+            }
+        }
+        let unchanged = first_change.unwrap_or(keys.len());
+        self.keys = keys;
+        self.levels.replace_leaves(leaves, unchanged);
+    }
 }
 
 impl PartialEq for State {
@@ -37,6 +138,7 @@ impl State {
     pub fn with_capacity(capacity: usize) -> Self {
         State {
             map: hashbrown::HashMap::with_capacity(capacity),
+            ..Self::default()
         }
     }
 
@@ -74,6 +176,13 @@ impl State {
         } else {
             self.map.insert(HKey(key), value);
         }
+        if self.tree.is_some() {
+            self.dirty.push(key);
+            if self.dirty.len() > max_dirty(self.map.len()) {
+                self.tree = None;
+                self.dirty = Vec::new();
+            }
+        }
         Ok(())
     }
 
@@ -102,13 +211,29 @@ impl State {
         let leaves = self
             .sorted_entries()
             .iter()
-            .map(|entry| {
-                buf.clear();
-                encode_into(entry, &mut buf);
-                leaf_hash(&buf)
-            })
+            .map(|entry| leaf_of(entry, &mut buf))
             .collect();
         MerkleTree::from_leaf_hashes(leaves).root()
+    }
+
+    /// The same value as [`root`](Self::root), keeping the tree for next time: the first call
+    /// builds it (like `root`); later ones hash again only the paths of the keys set since,
+    /// plus everything right of the first key added or removed.
+    pub fn updated_root(&mut self) -> Digest {
+        let dirty = std::mem::take(&mut self.dirty);
+        let tree = match self.tree.take() {
+            Some(mut tree) => {
+                if !dirty.is_empty() {
+                    // Copies the tree only if a clone of this state still shares it.
+                    Arc::make_mut(&mut tree).update(self, dirty);
+                }
+                tree
+            }
+            None => Arc::new(SortedTree::build(self)),
+        };
+        let root = tree.levels.root();
+        self.tree = Some(tree);
+        root
     }
 
     /// The hasher of this map; the executor hashes each access with it once.

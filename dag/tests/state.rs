@@ -120,3 +120,68 @@ fn defaults_are_absent_and_kinds_are_checked() {
     }));
     assert!(!origin.is_default());
 }
+
+/// One step on a state: set a key (of a small pool, so keys come, change and go; amount 0
+/// removes it), or fork (continue on a clone, leaving the original behind).
+#[derive(Debug, Clone)]
+enum Step {
+    Set(u8, u128),
+    Root,
+    Fork,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (any::<u8>(), prop_oneof![Just(0u128), 1u128..4, any::<u128>()])
+            .prop_map(|(k, v)| Step::Set(k, v)),
+        2 => Just(Step::Root),
+        1 => Just(Step::Fork),
+    ]
+}
+
+fn pool_key(k: u8) -> StateKey {
+    let a = Address([k % 48; 32]);
+    if k.is_multiple_of(2) {
+        StateKey::Balance(a, AssetId::NATIVE)
+    } else {
+        StateKey::Account(a)
+    }
+}
+
+proptest! {
+    /// The kept tree gives the from-scratch root after any mix of updates, inserts and
+    /// removals, and a clone changing it never changes the root of the state it came from.
+    #[test]
+    fn updated_root_equals_root(start in 0u8..60, steps in proptest::collection::vec(step(), 1..60)) {
+        // Account keys hold nonces.
+        let value = |k: u8, v: u128| match pool_key(k) {
+            StateKey::Account(_) => StateValue::Nonce(Nonce(v as u64)),
+            _ => StateValue::Amount(Amount(v)),
+        };
+        let mut s = State::new();
+        for k in 0..start {
+            let k = k.wrapping_mul(5);
+            s.set(pool_key(k), value(k, u128::from(k) + 1)).expect("kind");
+        }
+        prop_assert_eq!(s.updated_root(), s.root());
+        let mut left_behind: Vec<(State, Digest)> = Vec::new();
+        for st in steps {
+            match st {
+                Step::Set(k, v) => s.set(pool_key(k), value(k, v)).expect("kind"),
+                Step::Root => {
+                    let r = s.updated_root();
+                    prop_assert_eq!(r, s.root());
+                }
+                Step::Fork => {
+                    let r = s.updated_root();
+                    left_behind.push((s.clone(), r));
+                }
+            }
+        }
+        prop_assert_eq!(s.updated_root(), s.root());
+        for (mut old, r) in left_behind {
+            prop_assert_eq!(old.root(), r);
+            prop_assert_eq!(old.updated_root(), r);
+        }
+    }
+}

@@ -100,7 +100,8 @@ fn packets_of(receipts: &[Receipt]) -> Vec<Packet> {
         .collect()
 }
 
-fn nonce_in(state: &State, addr: &Address) -> Nonce {
+/// An account's next nonce in `state`.
+pub fn nonce_in(state: &State, addr: &Address) -> Nonce {
     match state.get(&StateKey::Account(*addr)) {
         StateValue::Nonce(n) => n,
         _ => Nonce(0),
@@ -209,8 +210,9 @@ impl ChainApp {
             what: "committed tip".into(),
             detail: "the genesis id is stored but no tip".into(),
         })?;
-        let state = store.load_state()?;
-        let root = state.root();
+        let mut state = store.load_state()?;
+        // Builds the state's Merkle tree once; blocks then hash only the paths they change.
+        let root = state.updated_root();
         if root != tip.state_root {
             return Err(ChainError::Corrupt {
                 what: "committed state".into(),
@@ -251,13 +253,15 @@ impl ChainApp {
             chain = %params.chain, height = %tip.height, epoch = %epoch.epoch,
             "chain opened"
         );
+        let state = Arc::new(state);
+        mempool.set_committed_state(state.clone());
         Ok(ChainApp {
             store,
             genesis_id,
             mempool,
             executor: Executor::new(threads),
             observer,
-            state: Arc::new(state),
+            state,
             tip,
             epoch,
             committee,
@@ -414,7 +418,7 @@ impl ChainApp {
             .map_err(|e| ChainError::Exec(e.to_string()))?;
         let mut state = base.clone();
         state.apply(&out.write_set);
-        let state_root = state.root();
+        let state_root = state.updated_root();
         let packets = packets_of(&out.receipts);
         Ok(Executed {
             height,
@@ -770,6 +774,7 @@ impl ChainApp {
         self.by_id.retain(|_, e| e.height > tip_height);
         self.by_content.retain(|_, e| e.height > tip_height);
         let state = self.state.clone();
+        self.mempool.set_committed_state(state.clone());
         self.mempool
             .remove_committed(&block.txs, |a| nonce_in(&state, a));
         self.observer

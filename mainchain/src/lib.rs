@@ -61,7 +61,7 @@ pub mod mempool;
 pub mod registry;
 pub mod storage;
 
-pub use app::{ChainApp, CommitObserver, NoopObserver, SharedChainApp};
+pub use app::{nonce_in, ChainApp, CommitObserver, NoopObserver, SharedChainApp};
 pub use error::ChainError;
 pub use genesis::{build_genesis, ChainParams, Genesis, GenesisError, GenesisFile};
 pub use mempool::{Mempool, MempoolError, MempoolLimits};

@@ -12,8 +12,11 @@
 //! and nonces at most `max_per_sender` ahead of the committed one (a gap can never be filled
 //! past that bound, so such a transaction could never be selected).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::BTreeMap;
+// foldhash with a per-pool random seed: ids and addresses are hashes already, and the seed
+// keeps anyone from aiming transactions at one bucket.
+use hashbrown::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use banyan_core::codec::encoded_len;
 use banyan_core::hash::Digest;
@@ -21,6 +24,7 @@ use banyan_core::ids::{Address, Amount, ChainId, Nonce};
 use banyan_core::keys::AccountSignature;
 use banyan_core::tx::{SignedTx, MAX_TX_BYTES};
 use banyan_dag::ledger::VerifiedTx;
+use banyan_dag::State;
 
 /// Bounds of a mempool.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +190,9 @@ pub struct Mempool {
     chain: ChainId,
     limits: MempoolLimits,
     inner: Mutex<Inner>,
+    /// The committed state as of the chain's last commit, for nonce look-ups off the
+    /// consensus thread without reading the store.
+    committed: RwLock<Option<Arc<State>>>,
 }
 
 impl Mempool {
@@ -195,6 +202,24 @@ impl Mempool {
             chain,
             limits,
             inner: Mutex::new(Inner::default()),
+            committed: RwLock::new(None),
+        }
+    }
+
+    /// Record the chain's committed state (the chain does so when it opens and at every
+    /// commit, before dropping the committed transactions).
+    pub fn set_committed_state(&self, state: Arc<State>) {
+        match self.committed.write() {
+            Ok(mut c) => *c = Some(state),
+            Err(p) => *p.into_inner() = Some(state),
+        }
+    }
+
+    /// The committed state last recorded, if any.
+    pub fn committed_state(&self) -> Option<Arc<State>> {
+        match self.committed.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 

@@ -466,11 +466,15 @@ impl ChainStore {
     }
 
     fn put_state(&self, batch: &mut WriteBatch, key: &StateKey, value: &StateValue) {
-        let k = self.key(TAG_STATE, &codec::encode(key));
+        self.put_state_raw(batch, &self.key(TAG_STATE, &codec::encode(key)), value);
+    }
+
+    /// Store `value` under an already built state key (a default value deletes it).
+    fn put_state_raw(&self, batch: &mut WriteBatch, key: &[u8], value: &StateValue) {
         if value.is_default() {
-            batch.delete(Column::State, &k);
+            batch.delete(Column::State, key);
         } else {
-            batch.put(Column::State, &k, value);
+            batch.put(Column::State, key, value);
         }
     }
 
@@ -542,8 +546,16 @@ impl ChainStore {
     pub fn write_commit(&self, c: &BlockCommit<'_>) -> Result<(), ChainError> {
         let mut batch = WriteBatch::new();
         self.put_committed_block(&mut batch, c.block, c.receipts, c.packets)?;
-        for (k, v) in c.writes {
-            self.put_state(&mut batch, k, v);
+        // In key order: each memtable insert then starts next to the previous one, where
+        // keys in block order would each search the skiplist from the top.
+        let mut writes: Vec<(Vec<u8>, &StateValue)> = c
+            .writes
+            .iter()
+            .map(|(k, v)| (self.key(TAG_STATE, &codec::encode(k)), v))
+            .collect();
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in writes {
+            self.put_state_raw(&mut batch, &k, v);
         }
         for (k, p) in c.new_keys {
             self.put_pop(&mut batch, k, p);

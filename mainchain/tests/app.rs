@@ -69,6 +69,15 @@ fn leader_and_follower_agree() {
     assert_eq!(a.committed_tip().height, Height(2));
     assert_eq!(a.state().root(), b.state().root());
     assert_eq!(a.state().root(), b2.header.state_root);
+    // Each mempool holds the committed state: admission reads the sender's nonce (30) there.
+    for pool in [&pool_a, &pool_b] {
+        let committed = pool.committed_state().expect("recorded at commit");
+        assert_eq!(committed.root(), b2.header.state_root);
+        assert_eq!(
+            banyan_mainchain::nonce_in(&committed, &from),
+            banyan_core::ids::Nonce(30)
+        );
+    }
     for h in 0..=2 {
         let x = a.store().block_by_height(Height(h)).unwrap().unwrap();
         let y = b.store().block_by_height(Height(h)).unwrap().unwrap();

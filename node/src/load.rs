@@ -10,7 +10,8 @@
 //!    between random accounts, nonces tracked locally) and sent in batches of `--batch`,
 //!    round-robin over the `--rpc` URLs, without waiting for commits (open loop). A sender
 //!    whose transaction is rejected is retired for the rest of the run (its later nonces
-//!    would never commit).
+//!    would never commit). With `--presign`, the whole run is drawn and signed before the
+//!    window opens (on every core) and only sent during it.
 //! 3. **Measure.** A task follows committed blocks on the first URL and matches transaction
 //!    ids to their submit time. After `--duration`, stragglers are awaited for at most
 //!    [`STRAGGLER_WAIT`].
@@ -90,10 +91,19 @@ pub struct LoadArgs {
     /// load, plus a margin.
     #[arg(long, value_name = "COINS")]
     pub fund: Option<u128>,
+    /// Sign the whole run's transactions before the window opens, on every core, so that
+    /// signing does not compete with the nodes for CPU during the window (clients sign on
+    /// their own machines; on one box they would share the nodes' cores). Holds
+    /// `rate × duration` signed transactions in memory.
+    #[arg(long)]
+    pub presign: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
+
+/// Most transactions `--presign` holds (about 250 bytes each).
+pub const MAX_PRESIGNED: u64 = 4_000_000;
 
 /// The outcome of a load run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -496,6 +506,25 @@ async fn run_async(
     }
 
     // Run.
+    let n_usize = usize::try_from(n).context("--accounts is too large for this machine")?;
+    let mut rng = StdRng::from_entropy();
+    let mut presigned = if args.presign {
+        let total = (args.rate as f64 * args.duration.as_secs_f64()).ceil() as u64;
+        if total > MAX_PRESIGNED {
+            bail!(
+                "--presign would hold {total} transactions (rate × duration); at most \
+                 {MAX_PRESIGNED}: shorten --duration or drop --presign"
+            );
+        }
+        let all: Vec<usize> = (0..n_usize).collect();
+        let bodies: Vec<(usize, TxBody)> = (0..total)
+            .map(|_| next_transfer(&mut accounts, &all, &mut rng, chain, args.fee))
+            .collect();
+        eprintln!("signing {total} transactions before the window (--presign)");
+        Some(sign_all(&accounts, bodies).into_iter())
+    } else {
+        None
+    };
     let shared = Arc::new(Shared::default());
     let start_height = main
         .block_on(chain, None)
@@ -521,13 +550,11 @@ async fn run_async(
     );
 
     let accounts = Arc::new(Mutex::new(accounts));
-    let n_usize = usize::try_from(n).context("--accounts is too large for this machine")?;
     let mut active: Vec<usize> = (0..n_usize).collect();
     let mut position: Vec<Option<usize>> = (0..n_usize).map(Some).collect();
     let (retire_tx, mut retire_rx) = mpsc::unbounded_channel::<usize>();
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BATCHES));
     let mut tasks = JoinSet::new();
-    let mut rng = StdRng::from_entropy();
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sent: u64 = 0;
@@ -567,34 +594,41 @@ async fn run_async(
             sent += size;
             let mut batch = Vec::with_capacity(size as usize);
             let mut senders = Vec::with_capacity(size as usize);
-            {
-                let mut accounts = lock(&accounts);
-                let mut pending = lock(&shared.pending);
-                for _ in 0..size {
-                    let s = active[rng.gen_range(0..active.len())];
-                    let mut r = active[rng.gen_range(0..active.len())];
-                    while r == s {
-                        r = active[rng.gen_range(0..active.len())];
+            match presigned.as_mut() {
+                Some(queue) => {
+                    let mut skipped = 0;
+                    let mut pending = lock(&shared.pending);
+                    while batch.len() < size as usize {
+                        let Some((s, tx)) = queue.next() else { break };
+                        // A retired sender's later nonces can never commit.
+                        if position[s].is_none() {
+                            skipped += 1;
+                            continue;
+                        }
+                        pending.insert(tx.id().0, Instant::now());
+                        batch.push(tx);
+                        senders.push(s);
                     }
-                    let to = accounts[r].address;
-                    let from = &mut accounts[s];
-                    let body = TxBody {
-                        chain,
-                        sender: from.public,
-                        nonce: Nonce(from.next_nonce),
-                        fee: Amount(args.fee),
-                        kind: TxKind::Transfer {
-                            to,
-                            asset: AssetId::NATIVE,
-                            amount: Amount(1),
-                        },
-                    };
-                    from.next_nonce += 1;
-                    let tx = body.sign(&from.key);
-                    pending.insert(tx.id().0, Instant::now());
-                    batch.push(tx);
-                    senders.push(s);
+                    drop(pending);
+                    if skipped > 0 {
+                        shared.reject("not sent: its sender was retired".into(), skipped);
+                    }
                 }
+                None => {
+                    let mut accounts = lock(&accounts);
+                    let mut pending = lock(&shared.pending);
+                    for _ in 0..size {
+                        let (s, body) =
+                            next_transfer(&mut accounts, &active, &mut rng, chain, args.fee);
+                        let tx = body.sign(&accounts[s].key);
+                        pending.insert(tx.id().0, Instant::now());
+                        batch.push(tx);
+                        senders.push(s);
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
             }
             let client = clients[round_robin % clients.len()].clone();
             round_robin = round_robin.wrapping_add(1);
@@ -661,6 +695,59 @@ async fn run_async(
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
         max_ms: latencies.last().copied(),
+    })
+}
+
+/// The next transfer of the load: 1 coin between two distinct random accounts of `active`,
+/// at the sender's next nonce (which it advances). Returns the sender's index.
+fn next_transfer(
+    accounts: &mut [Account],
+    active: &[usize],
+    rng: &mut StdRng,
+    chain: ChainId,
+    fee: u128,
+) -> (usize, TxBody) {
+    let s = active[rng.gen_range(0..active.len())];
+    let mut r = active[rng.gen_range(0..active.len())];
+    while r == s {
+        r = active[rng.gen_range(0..active.len())];
+    }
+    let to = accounts[r].address;
+    let from = &mut accounts[s];
+    let body = TxBody {
+        chain,
+        sender: from.public,
+        nonce: Nonce(from.next_nonce),
+        fee: Amount(fee),
+        kind: TxKind::Transfer {
+            to,
+            asset: AssetId::NATIVE,
+            amount: Amount(1),
+        },
+    };
+    from.next_nonce += 1;
+    (s, body)
+}
+
+/// Sign `bodies` (each with its sender's index) on every core, keeping their order.
+fn sign_all(accounts: &[Account], bodies: Vec<(usize, TxBody)>) -> Vec<(usize, SignedTx)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = bodies.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(s, body)| (*s, body.clone().sign(&accounts[*s].key)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     })
 }
 

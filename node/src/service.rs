@@ -252,9 +252,12 @@ fn spawn_receivers(node: Arc<Node>, r: Receivers) {
     tokio::spawn(async move {
         while let Some(inc) = mempool.recv().await {
             let node = node.clone();
-            // Signature checks are CPU work: off the async workers.
-            let _ =
-                tokio::task::spawn_blocking(move || node.on_frame(inc.from, &inc.payload)).await;
+            // Signature checks are CPU work: off the async workers, below consensus.
+            let _ = tokio::task::spawn_blocking(move || {
+                ingest_priority();
+                node.on_frame(inc.from, &inc.payload)
+            })
+            .await;
         }
     });
 }
@@ -339,10 +342,14 @@ impl Node {
         instance: &ChainInstance,
         txs: Vec<SignedTx>,
     ) -> Vec<Result<banyan_core::hash::Digest, banyan_mainchain::MempoolError>> {
+        // The committed state in memory when the chain has recorded it (always, once open);
+        // the store otherwise.
+        let committed = instance.mempool.committed_state();
         let store = instance.store.clone();
-        let results = instance
-            .mempool
-            .insert(txs, |a| store.nonce(a).unwrap_or(Nonce(0)));
+        let results = instance.mempool.insert(txs, |a| match &committed {
+            Some(state) => banyan_mainchain::nonce_in(state, a),
+            None => store.nonce(a).unwrap_or(Nonce(0)),
+        });
         let label = instance.chain.0.to_string();
         for r in &results {
             if let Err(e) = r {
@@ -380,8 +387,31 @@ fn kind_name(k: &TxKind) -> &'static str {
     }
 }
 
+/// Nice value of the threads that admit transactions (RPC submissions, mempool gossip).
+pub const INGEST_NICE: i32 = 10;
+
+/// Put the calling thread below the consensus thread and the network workers: under more load
+/// than the node can take, signature checks for new transactions wait, not votes and blocks
+/// (which would slow every round and so commit fewer transactions, not more). Done once per
+/// thread. Only tokio blocking-pool threads call this, from the closures that admit
+/// transactions; `block_in_place` (which can hand an async worker's role to a blocking-pool
+/// thread) runs only at start-up, before any admission, and at shutdown.
+fn ingest_priority() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOWERED.with(|l| l.replace(true)) {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), INGEST_NICE) {
+        tracing::debug!("cannot lower the priority of an admission thread: {e}");
+    }
+}
+
 impl NodeApi for Node {
     fn submit(&self, txs: Vec<SignedTx>) -> Vec<Result<Submitted, ApiError>> {
+        ingest_priority();
         let mut out: Vec<Option<Result<Submitted, ApiError>>> = vec![None; txs.len()];
         let mut by_chain: BTreeMap<ChainId, Vec<(usize, SignedTx)>> = BTreeMap::new();
         for (i, tx) in txs.into_iter().enumerate() {

@@ -90,9 +90,91 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     );
     assert!(metric_sum(&text, "banyan_chain_height") >= h as f64);
     assert_eq!(metric_sum(&text, "banyan_consensus_evidence_total"), 0.0);
+    // Admission threads (RPC submissions, gossip) run below the consensus thread.
+    for i in 0..4 {
+        let pid = c.nodes[i].child.as_ref().expect("running").id();
+        let threads = thread_nices(pid);
+        let chain = threads.iter().find(|(name, _)| name == "chain-0");
+        assert_eq!(chain.map(|t| t.1), Some(0), "node {i}: {threads:?}");
+        assert!(
+            threads
+                .iter()
+                .any(|(_, nice)| *nice == banyan_node::service::INGEST_NICE),
+            "node {i}: no admission thread at nice {}: {threads:?}",
+            banyan_node::service::INGEST_NICE
+        );
+    }
+    // `banyan load`, signing as it goes and signing everything first: every transaction
+    // it sends commits, and it reports throughput and latency.
+    let urls: Vec<String> = (0..4).map(|i| c.nodes[i].rpc_url()).collect();
+    for presign in [false, true] {
+        let mut cmd = std::process::Command::new(cluster::EXE);
+        cmd.arg("load")
+            .args(["--rpc", &urls.join(",")])
+            .arg("--keys")
+            .arg(c.layout.demo())
+            .arg("--password-file")
+            .arg(c.layout.password())
+            .args([
+                "--rate",
+                "300",
+                "--duration",
+                "3s",
+                "--accounts",
+                "40",
+                "--json",
+            ]);
+        if presign {
+            cmd.arg("--presign");
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("join")
+            .expect("run banyan load");
+        assert!(
+            out.status.success(),
+            "banyan load (presign: {presign}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON report");
+        let submitted = report["submitted"].as_u64().expect("submitted");
+        assert!(submitted >= 800, "presign {presign}: {report}");
+        assert_eq!(report["rejected"].as_u64(), Some(0), "{report}");
+        assert_eq!(report["committed"].as_u64(), Some(submitted), "{report}");
+        assert!(
+            report["committed_tps"].as_f64().expect("tps") > 0.0,
+            "{report}"
+        );
+        assert!(report["p99_ms"].as_f64().expect("p99") > 0.0, "{report}");
+    }
     for i in 0..4 {
         c.stop(i);
     }
+}
+
+/// `(name, nice)` of every thread of process `pid` (from /proc).
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc task list");
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // pid (comm) state ppid ...: the name is in parentheses and may hold spaces; nice is
+        // the 19th field, the 17th after the closing parenthesis.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let nice = stat[close + 1..]
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .expect("nice field");
+        out.push((name, nice));
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
