@@ -95,7 +95,10 @@
 //! When `B` commits, the replica stops and emits [`Output::EpochChange`] with an
 //! [`EpochChangeProof`]: the headers from `B` to the block whose QC committed it, and that QC —
 //! signed by the *old* committee, it certifies `B` and so the next committee `B`'s state
-//! names. The driver starts the next epoch's replica with `B` as its round-0 base and the proof
+//! names. A replica that commits `B` from a QC it formed or received in a message of its own
+//! epoch also broadcasts that proof ([`Message::EpochProof`]): the other members would
+//! otherwise learn of the commit only from the next proposal, which belongs to the next epoch
+//! they have not entered, and would wait out a round timeout first. The driver starts the next epoch's replica with `B` as its round-0 base and the proof
 //! attached ([`Replica::with_entry_proof`]); messages of the next epoch that arrived early are
 //! handed over ([`Replica::take_next_epoch_messages`]). Rounds and safety data restart per
 //! epoch (safety data of an older epoch is discarded, never reused). A validator still in an

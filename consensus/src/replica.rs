@@ -841,7 +841,7 @@ impl Replica {
             return Ok(());
         }
         let tail = vec![x.header];
-        self.commit_to(now, peer, p, tail, qc, out)?;
+        self.commit_to(now, peer, p, tail, qc, true, out)?;
         Ok(())
     }
 
@@ -862,7 +862,14 @@ impl Replica {
 
     /// Commit `target` and its uncommitted ancestors, justified by `qc` over the last of
     /// `tail` (the descendants of `target` up to the certified block). Stops at an
-    /// epoch-ending block and ends the epoch. Returns false if blocks are missing (fetched).
+    /// epoch-ending block and ends the epoch; with `announce`, it then also sends the epoch
+    /// proof to every other member. Returns false if blocks are missing (fetched).
+    ///
+    /// Announcing matters because the first replica to see the commit QC of an epoch's end
+    /// is usually the one that formed it: the others would learn it from the next proposal,
+    /// but that proposal belongs to the next epoch, which they have not entered, so they
+    /// would wait for their round timeout before asking.
+    #[allow(clippy::too_many_arguments)]
     fn commit_to(
         &mut self,
         now: Millis,
@@ -870,6 +877,7 @@ impl Replica {
         target: Block,
         tail: Vec<BlockHeader>,
         qc: &QuorumCertificate,
+        announce: bool,
         out: &mut Vec<Output>,
     ) -> Result<bool, ConsensusError> {
         // Walk back from the target to the last committed block.
@@ -924,6 +932,9 @@ impl Replica {
         if let Some(p) = proof {
             self.epoch_over = true;
             self.pending_epoch = None;
+            if announce {
+                out.push(Output::Broadcast(Message::EpochProof(Box::new(p.clone()))));
+            }
             out.push(Output::EpochChange(Box::new(p)));
         }
         Ok(true)
@@ -955,7 +966,8 @@ impl Replica {
             return Ok(());
         };
         let tail = proof.headers.as_slice()[1..].to_vec();
-        if !self.commit_to(now, from, target, tail, &proof.commit_qc, out)? {
+        // Received, not formed here: whoever formed it announced it to everyone.
+        if !self.commit_to(now, from, target, tail, &proof.commit_qc, false, out)? {
             self.pending_commit = None;
             self.pending_epoch = Some((from, proof));
         }

@@ -420,7 +420,7 @@ impl AccountSecretKey {
 
     /// The public key.
     pub fn public_key(&self) -> AccountPublicKey {
-        AccountPublicKey(self.0.verifying_key())
+        AccountPublicKey::new(self.0.verifying_key())
     }
 
     /// Sign `msg`.
@@ -438,7 +438,11 @@ impl std::fmt::Debug for AccountSecretKey {
 
 /// An account's ed25519 public key (a valid, non-weak curve point).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AccountPublicKey(ed25519_dalek::VerifyingKey);
+pub struct AccountPublicKey {
+    key: ed25519_dalek::VerifyingKey,
+    /// The key's address, hashed once: admission, execution and commit all ask for it.
+    address: crate::ids::Address,
+}
 
 /// Most decompressed account keys remembered (see [`AccountPublicKey::from_bytes`]).
 pub const ACCOUNT_KEY_CACHE: usize = 1 << 16;
@@ -450,7 +454,7 @@ pub const ACCOUNT_KEY_CACHE: usize = 1 << 16;
 /// The map's hasher is foldhash with a per-process random seed: cheaper than SipHash on every
 /// look-up, and keys cannot be crafted to share a bucket without knowing the seed.
 static KEY_CACHE: std::sync::OnceLock<
-    std::sync::Mutex<hashbrown::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+    std::sync::Mutex<hashbrown::HashMap<[u8; 32], AccountPublicKey>>,
 > = std::sync::OnceLock::new();
 
 impl AccountPublicKey {
@@ -459,7 +463,7 @@ impl AccountPublicKey {
         let cache = KEY_CACHE.get_or_init(Default::default);
         if let Ok(c) = cache.lock() {
             if let Some(k) = c.get(bytes) {
-                return Ok(AccountPublicKey(*k));
+                return Ok(*k);
             }
         }
         let key = Self::decompress(bytes)?;
@@ -467,7 +471,7 @@ impl AccountPublicKey {
             if c.len() >= ACCOUNT_KEY_CACHE {
                 c.clear();
             }
-            c.insert(*bytes, key.0);
+            c.insert(*bytes, key);
         }
         Ok(key)
     }
@@ -481,17 +485,24 @@ impl AccountPublicKey {
         if key.is_weak() {
             return Err(KeyError::WeakKey);
         }
-        Ok(AccountPublicKey(key))
+        Ok(AccountPublicKey::new(key))
+    }
+
+    fn new(key: ed25519_dalek::VerifyingKey) -> Self {
+        AccountPublicKey {
+            key,
+            address: crate::ids::Address(hash(Domain::Address, key.as_bytes()).0),
+        }
     }
 
     /// The 32-byte encoding.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
+        self.key.as_bytes()
     }
 
     /// The account address of this key.
     pub fn address(&self) -> crate::ids::Address {
-        crate::ids::Address(hash(Domain::Address, self.0.as_bytes()).0)
+        self.address
     }
 
     /// Check one signature (same rule as a batch of one, see [`verify_account_batch`]).
@@ -588,6 +599,6 @@ pub fn verify_account_batch(
         return Ok(());
     }
     let sigs: Vec<ed25519_dalek::Signature> = signatures.iter().map(|s| s.0).collect();
-    let vks: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(|k| k.0).collect();
+    let vks: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(|k| k.key).collect();
     ed25519_dalek::verify_batch(messages, &sigs, &vks).map_err(|_| KeyError::BadSignature)
 }

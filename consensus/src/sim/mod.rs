@@ -237,6 +237,8 @@ pub struct SimReport {
     pub max_round: u64,
     /// When each height was first committed by an honest node.
     pub first_commit_ms: BTreeMap<u64, Millis>,
+    /// When each height was last committed by an honest node (so far).
+    pub last_commit_ms: BTreeMap<u64, Millis>,
     /// Committed height of each node id at the end.
     pub node_heights: Vec<u64>,
     /// Epoch of each node id at the end.
@@ -856,6 +858,9 @@ impl Simulation {
                 .first_commit_ms
                 .entry(b.header.height.0)
                 .or_insert(self.now);
+            self.report
+                .last_commit_ms
+                .insert(b.header.height.0, self.now);
             if self.now >= self.cfg.gst_ms {
                 self.nodes[node].commits_after_gst += 1;
             }
