@@ -387,15 +387,17 @@ fn kind_name(k: &TxKind) -> &'static str {
     }
 }
 
-/// Nice value of the threads that admit transactions (RPC submissions, mempool gossip).
+/// How much lower (in nice steps) the threads that admit transactions run than the rest of
+/// the node.
 pub const INGEST_NICE: i32 = 10;
 
 /// Put the calling thread below the consensus thread and the network workers: under more load
 /// than the node can take, signature checks for new transactions wait, not votes and blocks
 /// (which would slow every round and so commit fewer transactions, not more). Done once per
-/// thread. Only tokio blocking-pool threads call this, from the closures that admit
-/// transactions; `block_in_place` (which can hand an async worker's role to a blocking-pool
-/// thread) runs only at start-up, before any admission, and at shutdown.
+/// thread, `INGEST_NICE` steps below the thread's own priority (at most 19, the lowest).
+/// Only tokio blocking-pool threads call this, from the closures that admit transactions;
+/// `block_in_place` (which can hand an async worker's role to a blocking-pool thread) runs
+/// only at start-up, before any admission, and at shutdown.
 fn ingest_priority() {
     thread_local! {
         static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -404,7 +406,10 @@ fn ingest_priority() {
         return;
     }
     let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), INGEST_NICE) {
+    let lowered = rustix::process::getpriority_process(Some(tid)).and_then(|nice| {
+        rustix::process::setpriority_process(Some(tid), nice.saturating_add(INGEST_NICE).min(19))
+    });
+    if let Err(e) = lowered {
         tracing::debug!("cannot lower the priority of an admission thread: {e}");
     }
 }

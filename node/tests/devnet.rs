@@ -94,14 +94,15 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     for i in 0..4 {
         let pid = c.nodes[i].child.as_ref().expect("running").id();
         let threads = thread_nices(pid);
-        let chain = threads.iter().find(|(name, _)| name == "chain-0");
-        assert_eq!(chain.map(|t| t.1), Some(0), "node {i}: {threads:?}");
+        let chain = threads
+            .iter()
+            .find(|(name, _)| name == "chain-0")
+            .map(|t| t.1)
+            .unwrap_or_else(|| panic!("node {i}: no chain-0 thread: {threads:?}"));
+        let admission = (chain + banyan_node::service::INGEST_NICE).min(19);
         assert!(
-            threads
-                .iter()
-                .any(|(_, nice)| *nice == banyan_node::service::INGEST_NICE),
-            "node {i}: no admission thread at nice {}: {threads:?}",
-            banyan_node::service::INGEST_NICE
+            chain < 19 && threads.iter().any(|(_, nice)| *nice == admission),
+            "node {i}: no admission thread at nice {admission}: {threads:?}"
         );
     }
     // `banyan load`, signing as it goes and signing everything first: every transaction
