@@ -1,7 +1,9 @@
 //! `banyan devnet`: a local network of validator processes on loopback.
 //!
 //! It generates keys for N validators and a funded demo account, writes a genesis and one
-//! node directory per validator (ports picked free), starts every validator as a separate
+//! node directory per validator (free loopback ports, picked below the kernel's range for
+//! outgoing connections so that no client socket can take one later), starts every validator
+//! as a separate
 //! `banyan start` process, waits for the first commits, sends a few demo transfers, prints
 //! the endpoints and runs until Ctrl-C, SIGTERM or `--duration`, then stops the children with
 //! SIGTERM (SIGKILL after 10 s). Everything lives under one directory; running it again restarts the
@@ -101,12 +103,80 @@ impl Layout {
     }
 }
 
-fn free_addrs() -> Result<(SocketAddr, SocketAddr, SocketAddr)> {
-    let udp =
-        std::net::UdpSocket::bind("127.0.0.1:0").context("cannot bind a loopback UDP port")?;
-    let t1 = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    let t2 = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
-    Ok((udp.local_addr()?, t1.local_addr()?, t2.local_addr()?))
+/// Lowest port a devnet picks.
+pub const MIN_DEVNET_PORT: u16 = 20_000;
+
+/// The ports the kernel hands to outgoing connections (Linux `ip_local_port_range`; the
+/// kernel's default where that file cannot be read).
+fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
+/// Picks the devnet's loopback ports. A port is only free when picked; the node binds it
+/// later (and again at every restart). Ports from the kernel's ephemeral range could be
+/// taken meanwhile by any outgoing connection (an RPC client, another node), so ports come
+/// from below that range when there is room, each checked free and never given twice.
+struct PortPicker {
+    range: Option<(u16, u16)>,
+    taken: std::collections::HashSet<u16>,
+    rng: rand::rngs::StdRng,
+}
+
+impl PortPicker {
+    fn new() -> Self {
+        use rand::SeedableRng;
+        let (low, _) = ephemeral_ports();
+        PortPicker {
+            range: (low > MIN_DEVNET_PORT.saturating_add(1_000)).then_some((MIN_DEVNET_PORT, low)),
+            taken: std::collections::HashSet::new(),
+            rng: rand::rngs::StdRng::from_entropy(),
+        }
+    }
+
+    /// A free loopback port for a UDP (`udp`) or TCP listener.
+    fn pick(&mut self, udp: bool) -> Result<SocketAddr> {
+        use rand::Rng;
+        if let Some((low, high)) = self.range {
+            for _ in 0..1_000 {
+                let addr = SocketAddr::from(([127, 0, 0, 1], self.rng.gen_range(low..high)));
+                if self.taken.contains(&addr.port()) {
+                    continue;
+                }
+                let free = if udp {
+                    std::net::UdpSocket::bind(addr).is_ok()
+                } else {
+                    std::net::TcpListener::bind(addr).is_ok()
+                };
+                if free {
+                    self.taken.insert(addr.port());
+                    return Ok(addr);
+                }
+            }
+        }
+        // No room below the ephemeral range (or all tried ports busy): let the kernel choose.
+        let addr = if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .context("cannot bind a loopback UDP port")?
+                .local_addr()?
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .context("cannot bind a loopback port")?
+                .local_addr()?
+        };
+        self.taken.insert(addr.port());
+        Ok(addr)
+    }
+
+    /// QUIC (UDP), JSON-RPC and metrics addresses of one node.
+    fn node(&mut self) -> Result<(SocketAddr, SocketAddr, SocketAddr)> {
+        Ok((self.pick(true)?, self.pick(false)?, self.pick(false)?))
+    }
 }
 
 /// Create the devnet directory: keys, genesis, node directories. Returns the node dirs.
@@ -123,6 +193,7 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
     )?;
     let n = usize::from(args.validators) + usize::from(args.standby);
     let mut all = Vec::new();
+    let mut ports = PortPicker::new();
     for i in 0..n {
         let keys = ValidatorKeys::generate();
         let home = layout.node(i);
@@ -132,7 +203,7 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
             KdfPreset::InsecureFastForTestsOnly,
             false,
         )?;
-        let addrs = free_addrs()?;
+        let addrs = ports.node()?;
         let id = init::identity(&format!("v{i}"), addrs.0, &keys);
         all.push((home, public, id, addrs));
     }
@@ -535,4 +606,33 @@ fn print_endpoints(layout: &Layout, nodes: &[NodeProcess]) {
         );
     }
     println!("Ctrl-C stops the devnet.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devnet_ports_are_distinct_free_and_below_the_ephemeral_range() {
+        let (low, _) = ephemeral_ports();
+        let mut picker = PortPicker::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let (quic, rpc, metrics) = picker.node().expect("ports");
+            for a in [quic, rpc, metrics] {
+                assert!(a.ip().is_loopback());
+                assert!(seen.insert(a.port()), "port {} given twice", a.port());
+                if low > MIN_DEVNET_PORT + 1_000 {
+                    assert!(
+                        (MIN_DEVNET_PORT..low).contains(&a.port()),
+                        "port {} is in the ephemeral range from {low}",
+                        a.port()
+                    );
+                }
+            }
+            std::net::UdpSocket::bind(quic).expect("the QUIC port is still free");
+            std::net::TcpListener::bind(rpc).expect("the RPC port is still free");
+            std::net::TcpListener::bind(metrics).expect("the metrics port is still free");
+        }
+    }
 }
