@@ -265,6 +265,28 @@ pub struct SignedTx {
 pub struct BadSignatures(pub Vec<usize>);
 
 impl TxBody {
+    /// A transfer of `amount` native coins from `sender` to `to`.
+    pub fn native_transfer(
+        chain: ChainId,
+        sender: AccountPublicKey,
+        nonce: Nonce,
+        fee: Amount,
+        to: Address,
+        amount: Amount,
+    ) -> Self {
+        TxBody {
+            chain,
+            sender,
+            nonce,
+            fee,
+            kind: TxKind::Transfer {
+                to,
+                asset: AssetId::NATIVE,
+                amount,
+            },
+        }
+    }
+
     /// The transaction id: the domain-separated hash of the canonical body.
     pub fn id(&self) -> Digest {
         hash_encoded(Domain::Transaction, self)

@@ -66,12 +66,13 @@ impl SortedTree {
         dirty.dedup();
         let mut buf = Vec::with_capacity(160);
         let now = |k: &StateKey| state.map.get(&HKey(*k)).copied();
-        // Only values changed: the leaf count and positions stay, one path per key.
+        // Only values changed: the leaf count and positions stay, one path per key. Decide
+        // that before hashing anything.
         let mut in_place = Vec::with_capacity(dirty.len());
         let mut moved = false;
         for k in &dirty {
             match (self.keys.binary_search(k), now(k)) {
-                (Ok(i), Some(v)) => in_place.push((i, leaf_of(&(*k, v), &mut buf))),
+                (Ok(i), Some(v)) => in_place.push((i, (*k, v))),
                 (Err(_), None) => {}
                 _ => {
                     moved = true;
@@ -80,7 +81,11 @@ impl SortedTree {
             }
         }
         if !moved {
-            self.levels.set_leaves(&in_place);
+            let leaves: Vec<(usize, Digest)> = in_place
+                .iter()
+                .map(|(i, entry)| (*i, leaf_of(entry, &mut buf)))
+                .collect();
+            self.levels.set_leaves(&leaves);
             return;
         }
         // Keys came or went: merge, keeping the leaves of untouched keys, and hash again

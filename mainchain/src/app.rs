@@ -773,10 +773,8 @@ impl ChainApp {
         let tip_height = self.tip.height;
         self.by_id.retain(|_, e| e.height > tip_height);
         self.by_content.retain(|_, e| e.height > tip_height);
-        let state = self.state.clone();
-        self.mempool.set_committed_state(state.clone());
         self.mempool
-            .remove_committed(&block.txs, |a| nonce_in(&state, a));
+            .remove_committed(&block.txs, self.state.clone());
         self.observer
             .committed(block, &executed.receipts, execute, persist);
         Ok(())

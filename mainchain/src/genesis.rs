@@ -415,30 +415,14 @@ impl Genesis {
     }
 }
 
-/// One validator's public material for [`build_genesis`].
-#[derive(Clone, Debug)]
-pub struct ValidatorInput {
-    /// Name.
-    pub name: String,
-    /// Account (and network) key.
-    pub account_key: AccountPublicKey,
-    /// BLS key.
-    pub bls_key: BlsPublicKey,
-    /// Its proof of possession.
-    pub pop: ProofOfPossession,
-    /// Its binding of the account key.
-    pub network_binding: BlsSignature,
-    /// Stake.
-    pub stake: Amount,
-}
-
 /// Build a genesis file from public key material (no secret key is needed). The result is
-/// validated before it is returned.
+/// validated before it is returned, which checks every validator's proof of possession and
+/// network binding.
 pub fn build_genesis(
     params: &ChainParams,
     genesis_time_ms: u64,
     accounts: &[(Address, Amount)],
-    validators: &[ValidatorInput],
+    validators: &[Validator],
 ) -> Result<GenesisFile, GenesisError> {
     let file = GenesisFile {
         chain_id: params.chain.0,

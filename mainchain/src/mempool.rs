@@ -206,8 +206,8 @@ impl Mempool {
         }
     }
 
-    /// Record the chain's committed state (the chain does so when it opens and at every
-    /// commit, before dropping the committed transactions).
+    /// Record the chain's committed state (the chain does so when it opens, and
+    /// [`remove_committed`](Self::remove_committed) at every commit).
     pub fn set_committed_state(&self, state: Arc<State>) {
         match self.committed.write() {
             Ok(mut c) => *c = Some(state),
@@ -470,9 +470,11 @@ impl Mempool {
             .is_some_and(|e| same_signature(&e.tx.signature, &tx.signature))
     }
 
-    /// Drop the committed `txs`, and every pooled transaction whose nonce is now below its
-    /// sender's (`nonce_of`, after the commit).
-    pub fn remove_committed(&self, txs: &[SignedTx], nonce_of: impl Fn(&Address) -> Nonce) {
+    /// After a commit: record the new committed `state`, then drop the committed `txs` and
+    /// every pooled transaction whose nonce is now below its sender's in that state.
+    pub fn remove_committed(&self, txs: &[SignedTx], state: Arc<State>) {
+        self.set_committed_state(state.clone());
+        let nonce_of = |a: &Address| crate::app::nonce_in(&state, a);
         let mut inner = self.lock();
         let mut senders = HashSet::new();
         for tx in txs {

@@ -181,13 +181,14 @@ fn remove_committed_drops_committed_and_stale() {
     assert_eq!(p.len(), 6);
     // a's transactions 0 and 1 committed; a's nonce is now 3 (another tx with nonce 2 was
     // committed elsewhere), so the pooled nonce 2 is stale too.
-    p.remove_committed(&ta[..2], |x| {
-        if *x == a.public_key().address() {
-            Nonce(3)
-        } else {
-            Nonce(0)
-        }
-    });
+    let mut committed = banyan_dag::State::new();
+    committed
+        .set(
+            banyan_core::tx::StateKey::Account(a.public_key().address()),
+            banyan_dag::StateValue::Nonce(Nonce(3)),
+        )
+        .expect("a nonce under an account key");
+    p.remove_committed(&ta[..2], std::sync::Arc::new(committed));
     assert_eq!(p.len(), 3);
     assert!(!p.is_verified(&ta[2].id()));
     assert!(p.is_verified(&ta[3].id()));

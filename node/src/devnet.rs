@@ -17,7 +17,7 @@ use crate::keystore::KdfPreset;
 use crate::rpc::client::RpcClient;
 use anyhow::{anyhow, bail, Context, Result};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
-use banyan_core::tx::{TxBody, TxKind};
+use banyan_core::tx::TxBody;
 use banyan_mainchain::genesis::{GenesisAccount, GenesisFile, GenesisValidator};
 use clap::Args;
 use std::net::SocketAddr;
@@ -533,17 +533,14 @@ async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
         to[0] = 0xde;
         to[31] = i as u8 + 1;
         last = Address(to);
-        let tx = TxBody {
-            chain: ChainId::MAIN,
-            sender: public.account_pubkey,
-            nonce: Nonce(start.nonce + i),
-            fee: Amount(1),
-            kind: TxKind::Transfer {
-                to: last,
-                asset: AssetId::NATIVE,
-                amount: Amount(1_000 * (i as u128 + 1)),
-            },
-        }
+        let tx = TxBody::native_transfer(
+            ChainId::MAIN,
+            public.account_pubkey,
+            Nonce(start.nonce + i),
+            Amount(1),
+            last,
+            Amount(1_000 * (i as u128 + 1)),
+        )
         .sign(&keys.account);
         let r = client
             .submit_tx(&tx)

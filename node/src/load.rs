@@ -26,7 +26,7 @@ use crate::rpc::NOT_FOUND;
 use anyhow::{bail, Context, Result};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::keys::{AccountPublicKey, AccountSecretKey};
-use banyan_core::tx::{SignedTx, TxBody, TxKind};
+use banyan_core::tx::{SignedTx, TxBody};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -364,17 +364,14 @@ async fn fund(
         let txs: Vec<SignedTx> = chunk
             .iter()
             .map(|to| {
-                let body = TxBody {
+                let body = TxBody::native_transfer(
                     chain,
-                    sender: funder_public,
-                    nonce: Nonce(nonce),
-                    fee: Amount(fee),
-                    kind: TxKind::Transfer {
-                        to: *to,
-                        asset: AssetId::NATIVE,
-                        amount: Amount(amount),
-                    },
-                };
+                    funder_public,
+                    Nonce(nonce),
+                    Amount(fee),
+                    *to,
+                    Amount(amount),
+                );
                 nonce += 1;
                 body.sign(funder)
             })
@@ -714,17 +711,14 @@ fn next_transfer(
     }
     let to = accounts[r].address;
     let from = &mut accounts[s];
-    let body = TxBody {
+    let body = TxBody::native_transfer(
         chain,
-        sender: from.public,
-        nonce: Nonce(from.next_nonce),
-        fee: Amount(fee),
-        kind: TxKind::Transfer {
-            to,
-            asset: AssetId::NATIVE,
-            amount: Amount(1),
-        },
-    };
+        from.public,
+        Nonce(from.next_nonce),
+        Amount(fee),
+        to,
+        Amount(1),
+    );
     from.next_nonce += 1;
     (s, body)
 }

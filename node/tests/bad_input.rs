@@ -3,8 +3,8 @@
 
 mod cluster;
 
-use banyan_core::ids::{Amount, AssetId, ChainId, Nonce};
-use banyan_core::tx::{TxBody, TxKind};
+use banyan_core::ids::{Amount, ChainId, Nonce};
+use banyan_core::tx::TxBody;
 use banyan_net::{Class, NetConfig, Network, PeerConfig};
 use cluster::{recipient, transfer, Cluster};
 use std::time::Duration;
@@ -76,17 +76,14 @@ async fn bad_rpc_and_quic_input_is_refused_and_changes_nothing() {
     let (_, msg) = error_of(&post(rpc, &submit_body(&bad)).await);
     assert!(msg.contains("signature"), "{msg}");
     // Wrong chain id.
-    let wrong_chain = TxBody {
-        chain: ChainId(7),
-        sender: demo.account.public_key(),
-        nonce: Nonce(start.nonce),
-        fee: Amount(1),
-        kind: TxKind::Transfer {
-            to: recipient(2),
-            asset: AssetId::NATIVE,
-            amount: Amount(10),
-        },
-    }
+    let wrong_chain = TxBody::native_transfer(
+        ChainId(7),
+        demo.account.public_key(),
+        Nonce(start.nonce),
+        Amount(1),
+        recipient(2),
+        Amount(10),
+    )
     .sign(&demo.account);
     let (_, msg) = error_of(&post(rpc, &submit_body(&wrong_chain)).await);
     assert!(msg.contains("chain"), "{msg}");

@@ -281,16 +281,13 @@ pub fn block() -> impl Strategy<Value = Block> {
 
 /// A simple signed transfer for benches and fixtures.
 pub fn transfer(from: &AccountSecretKey, nonce: u64, to: Address, amount: u128) -> SignedTx {
-    TxBody {
-        chain: ChainId::MAIN,
-        sender: from.public_key(),
-        nonce: Nonce(nonce),
-        fee: Amount(1),
-        kind: TxKind::Transfer {
-            to,
-            asset: AssetId::NATIVE,
-            amount: Amount(amount),
-        },
-    }
+    TxBody::native_transfer(
+        ChainId::MAIN,
+        from.public_key(),
+        Nonce(nonce),
+        Amount(1),
+        to,
+        Amount(amount),
+    )
     .sign(from)
 }

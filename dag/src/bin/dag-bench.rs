@@ -21,7 +21,7 @@
 use banyan_core::hash::{hash, Domain};
 use banyan_core::ids::{Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::keys::AccountSecretKey;
-use banyan_core::tx::{StateKey, TxBody, TxKind};
+use banyan_core::tx::{StateKey, TxBody};
 use banyan_dag::ledger::RejectAllProofs;
 use banyan_dag::{Executor, Ledger, State, StateValue, VerifiedTx, Vm};
 use clap::Parser;
@@ -125,17 +125,14 @@ fn workload(accounts: usize, txs: usize, seed: u64, keys: &[AccountSecretKey]) -
         if accounts > 1 && to == from {
             to = (to + 1 + rng.below(accounts - 1)) % accounts;
         }
-        let body = TxBody {
-            chain: ChainId::MAIN,
-            sender: keys[from].public_key(),
-            nonce: Nonce(nonces[from]),
-            fee: Amount(1),
-            kind: TxKind::Transfer {
-                to: addresses[to],
-                asset: AssetId::NATIVE,
-                amount: Amount(1 + rng.below(100) as u128),
-            },
-        };
+        let body = TxBody::native_transfer(
+            ChainId::MAIN,
+            keys[from].public_key(),
+            Nonce(nonces[from]),
+            Amount(1),
+            addresses[to],
+            Amount(1 + rng.below(100) as u128),
+        );
         nonces[from] += 1;
         signed.push(body.sign(&keys[from]));
     }

@@ -11,7 +11,7 @@ use banyan_core::header::{Block, BlockHeader};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round};
 use banyan_core::keys::{AccountSecretKey, BlsSecretKey};
 use banyan_core::tx::{SignedTx, TxBody, TxKind};
-use banyan_mainchain::genesis::{build_genesis, ValidatorInput};
+use banyan_mainchain::genesis::{build_genesis, Validator};
 use banyan_mainchain::identity::bind_network_key;
 use banyan_mainchain::{
     ChainApp, ChainParams, ChainStore, Genesis, GenesisFile, Mempool, MempoolLimits, NoopObserver,
@@ -39,8 +39,8 @@ pub fn validator_input(
     bls: &BlsSecretKey,
     acct: &AccountSecretKey,
     stake: u128,
-) -> ValidatorInput {
-    ValidatorInput {
+) -> Validator {
+    Validator {
         name: name.into(),
         account_key: acct.public_key(),
         bls_key: bls.public_key(),
@@ -79,7 +79,7 @@ pub fn fixture(n: usize, funded: usize, epoch_length: u64) -> Fixture {
                 .map(|(_, a)| (a.public_key().address(), Amount(FUNDS))),
         )
         .collect();
-    let inputs: Vec<ValidatorInput> = validators
+    let inputs: Vec<Validator> = validators
         .iter()
         .enumerate()
         .map(|(i, (b, a))| validator_input(&format!("v{i}"), b, a, 1000 + i as u128))

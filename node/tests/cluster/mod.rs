@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
-use banyan_core::tx::{SignedTx, TxBody, TxKind};
+use banyan_core::tx::{SignedTx, TxBody};
 use banyan_node::api::{AccountView, BlockView, NodeStatus, ValidatorsView};
 use banyan_node::devnet::{processes, Layout, NodeProcess, DEVNET_PASSWORD};
 use banyan_node::key_dir::{KeyPaths, PublicKeys, ValidatorKeys};
@@ -231,17 +231,14 @@ fn dechunk(mut body: &str) -> String {
 
 /// A native transfer.
 pub fn transfer(keys: &ValidatorKeys, nonce: u64, to: Address, amount: u128) -> SignedTx {
-    TxBody {
-        chain: ChainId::MAIN,
-        sender: keys.account.public_key(),
-        nonce: Nonce(nonce),
-        fee: Amount(1),
-        kind: TxKind::Transfer {
-            to,
-            asset: AssetId::NATIVE,
-            amount: Amount(amount),
-        },
-    }
+    TxBody::native_transfer(
+        ChainId::MAIN,
+        keys.account.public_key(),
+        Nonce(nonce),
+        Amount(1),
+        to,
+        Amount(amount),
+    )
     .sign(&keys.account)
 }
 

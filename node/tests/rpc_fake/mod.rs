@@ -4,7 +4,7 @@
 
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::keys::AccountSecretKey;
-use banyan_core::tx::{SignedTx, TxBody, TxKind};
+use banyan_core::tx::{SignedTx, TxBody};
 use banyan_node::api::*;
 use banyan_node::metrics::Metrics;
 use banyan_node::rpc::server::{serve, RpcLimits};
@@ -228,17 +228,14 @@ pub async fn start(limits: RpcLimits) -> Server {
 /// A transfer of `amount` signed by the key with seed `[seed; 32]`.
 pub fn transfer(seed: u8, nonce: u64, amount: u128) -> SignedTx {
     let key = AccountSecretKey::from_bytes(&[seed; 32]);
-    TxBody {
-        chain: ChainId::MAIN,
-        sender: key.public_key(),
-        nonce: Nonce(nonce),
-        fee: Amount(1),
-        kind: TxKind::Transfer {
-            to: Address([7; 32]),
-            asset: AssetId::NATIVE,
-            amount: Amount(amount),
-        },
-    }
+    TxBody::native_transfer(
+        ChainId::MAIN,
+        key.public_key(),
+        Nonce(nonce),
+        Amount(1),
+        Address([7; 32]),
+        Amount(amount),
+    )
     .sign(&key)
 }
 
