@@ -4,7 +4,10 @@
 //! serial fast path: the calling thread alone, no DAG built). Each phase is cut into `T` tasks
 //! (one per chunk of transactions or per shard of keys) that workers *claim*; a worker waits
 //! only for the tasks of a phase to be done, never for another worker to show up, so a thread
-//! the OS runs late costs time only if it has claimed work (the machine may be shared). Every
+//! the OS runs late costs time only if it has claimed work (the machine may be shared). A worker
+//! that waits spins briefly, then naps; whoever ends the wait (the last task of a phase, new
+//! work on a deque, the last transaction) wakes the nappers, so a nap costs a wake-up, not its
+//! full length. The calling thread is worker 0 (no hand-over to the pool and back). Every
 //! buffer is kept in the [`Executor`] and reused from block to block.
 //!
 //! - **A, access** (split by transactions): worker `t` takes the `t`-th contiguous run of
@@ -17,14 +20,20 @@
 //!   position `(chunk, index)` in the block, a number that depends on the block only). With
 //!   the DAG, it keeps per key the last writer and the readers since that write and records each
 //!   transaction's predecessors on its keys (the linear-time construction of the crate docs).
+//!   A key met for the first time has its cell loaded from the state there and then, by the
+//!   worker of its shard: state lookups are split by key, evenly, whichever chunk first
+//!   touches the keys (the first chunk of a block touches most of them).
 //! - **C, prepare**: every worker reaches the same decision, serial or parallel, from the shared
-//!   figures; then worker `t` copies its chunk's slots from the shards, loads from the state the
-//!   cells of the keys first touched in its chunk, and for a parallel run builds the CSR
+//!   figures; then worker `t` copies its chunk's slots from the shards, and for a parallel run
+//!   builds the CSR
 //!   successor lists of its own edges, sums the predecessor counters of its transactions and
 //!   queues those with none.
 //! - **D, execute**: along the DAG with work-stealing deques (a finished transaction's first
 //!   ready successor runs next on the same worker, the others go on its deque), or in block
-//!   order by the one worker that claims the serial task.
+//!   order by the one worker that claims the serial task. A transaction that becomes ready is
+//!   prefetched (its body, keys and slots) as it is released: in DAG order the hardware
+//!   prefetchers cannot guess what comes next, and these loads were most of the parallel
+//!   path's extra cost per transaction.
 //! - **E, collect**: the write set, each worker collecting the written slots of its own chunk,
 //!   so the parts come out in canonical order.
 //!
@@ -39,7 +48,7 @@ use crate::keyhash::HKey;
 use crate::output::{BlockOutput, ExecStats, Mode, WriteSet};
 use crate::reference::check_access_set;
 use crate::state::State;
-use crate::sync::{AbortOnPanic, Waiter};
+use crate::sync::{prefetch, AbortOnPanic, Sleepers, Waiter};
 use crate::value::{StateValue, ValueKind, MAX_VALUE_WORDS};
 use crate::vm::{check_kind, TxView, Vm};
 use crate::MAX_BLOCK_TXS;
@@ -201,13 +210,16 @@ impl Phase {
         (k < self.tasks).then_some(k)
     }
 
-    fn finish(&self) {
-        self.done.fetch_add(1, Ordering::Release);
+    /// One task is done; the last one wakes the workers waiting for the phase.
+    fn finish(&self, sleepers: &Sleepers) {
+        if self.done.fetch_add(1, Ordering::Release) + 1 == self.tasks {
+            sleepers.wake_all();
+        }
     }
 
     /// Wait until every task of the phase is done; `false` if the run was aborted.
-    fn wait(&self, abort: &AtomicBool) -> bool {
-        let mut waiter = Waiter::new();
+    fn wait(&self, abort: &AtomicBool, sleepers: &Sleepers) -> bool {
+        let mut waiter = Waiter::new(sleepers);
         while self.done.load(Ordering::Acquire) < self.tasks {
             if abort.load(Ordering::Acquire) {
                 return false;
@@ -245,6 +257,8 @@ struct Shared<'s, V: Vm> {
     pending: &'s [AtomicU32],
     phases: [Phase; 5],
     abort: AtomicBool,
+    /// Workers napping in a wait, to wake when it ends.
+    sleepers: Sleepers,
     /// Most writes to one key of the block (a chain every schedule must follow).
     hottest: AtomicUsize,
     /// Transactions executed, on the DAG path.
@@ -292,7 +306,7 @@ impl<R> WorkerOut<R> {
 #[inline]
 fn shard_of(hash: u64, threads: usize) -> usize {
     // Bits 32.. are free: hashbrown uses the low bits for the bucket and the top 7 as tag.
-    ((hash >> 32) as usize) % threads
+    (((hash >> 32) * threads as u64) >> 32) as usize
 }
 
 #[inline]
@@ -458,6 +472,8 @@ struct Resolver<'a> {
     /// With several workers, slots go here (in visiting order) rather than into the chunks,
     /// whose owners copy them over: no two workers write one cache line.
     resolved: Option<&'a mut Vec<u32>>,
+    /// The state cells are loaded from, as each key is first met.
+    state: Option<&'a State>,
     build_dag: bool,
     hottest: u32,
 }
@@ -479,15 +495,21 @@ impl Resolver<'_> {
         };
         let entry = match self.table.entry(hash, same, |e| e.hash) {
             Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => v
-                .insert(KeyEntry {
+            Entry::Vacant(v) => {
+                // The key's first access: its cell is here, loaded now by the worker that owns
+                // the key's shard (a cell is one cache line, so no other worker writes it).
+                if let Some(state) = self.state {
+                    init_cell(ch, l, key, state.get_hashed(hash, key));
+                }
+                v.insert(KeyEntry {
                     hash,
                     slot: ((c as u32) << CHUNK_SHIFT) | l as u32,
                     last_writer: NONE,
                     readers: NONE,
                     writes: 0,
                 })
-                .into_mut(),
+                .into_mut()
+            }
         };
         match &mut self.resolved {
             Some(out) => out.push(entry.slot),
@@ -582,6 +604,7 @@ fn resolve_phase<V: Vm>(
         edges,
         written,
         resolved: (sh.threads > 1).then_some(resolved),
+        state: sh.state,
         build_dag: sh.build_dag,
         hottest: 0,
     };
@@ -669,6 +692,24 @@ fn run_tx<V: Vm>(
     }
 }
 
+/// Start loading what running transaction `i` reads first (the transaction, its keys and
+/// their slots) while the worker finishes its current step: a transaction that becomes ready
+/// was usually last touched long ago or by another core, and in DAG order the hardware
+/// prefetchers cannot guess it.
+#[inline(always)]
+fn warm<V: Vm>(sh: &Shared<'_, V>, chunks: &[&ChunkScratch], i: usize) {
+    prefetch(sh.txs.get(i..=i).unwrap_or(&[]));
+    let c = chunk_of(&sh.bounds, i);
+    let (Some(ch), Some(j)) = (chunks.get(c), i.checked_sub(sh.bounds[c])) else {
+        return;
+    };
+    if let (Some(&a), Some(&b)) = (ch.tx_start.get(j), ch.tx_start.get(j + 1)) {
+        let (a, b) = (a as usize, b as usize);
+        prefetch(ch.keys.get(a..b).unwrap_or(&[]));
+        prefetch(ch.slots.get(a..b).unwrap_or(&[]));
+    }
+}
+
 /// Phase D on the DAG: run ready transactions, own deque first (newest first, which follows
 /// a dependency chain while its keys are hot in this core's cache), then steal.
 fn run_dag<V: Vm>(
@@ -682,7 +723,7 @@ fn run_dag<V: Vm>(
     let n = sh.txs.len();
     let mut next: Option<u32> = None;
     let mut executed = 0usize;
-    let mut waiter = Waiter::new();
+    let mut waiter = Waiter::new(&sh.sleepers);
     loop {
         let task = next.take().or_else(|| local.pop()).or_else(|| {
             let mut retry = true;
@@ -703,7 +744,9 @@ fn run_dag<V: Vm>(
         });
         let Some(i) = task else {
             if executed > 0 {
-                sh.done.fetch_add(executed, Ordering::AcqRel);
+                if sh.done.fetch_add(executed, Ordering::AcqRel) + executed >= n {
+                    sh.sleepers.wake_all();
+                }
                 executed = 0;
             }
             if sh.done.load(Ordering::Acquire) >= n || sh.abort.load(Ordering::Acquire) {
@@ -727,9 +770,13 @@ fn run_dag<V: Vm>(
                 if counter.load(Ordering::Acquire) == 1
                     || counter.fetch_sub(1, Ordering::AcqRel) == 1
                 {
+                    warm(sh, chunks, s as usize);
                     match next {
                         None => next = Some(s),
-                        Some(_) => local.push(s),
+                        Some(_) => {
+                            local.push(s);
+                            sh.sleepers.wake_all();
+                        }
                     }
                 }
             }
@@ -785,6 +832,7 @@ fn collect_phase(
 /// One worker, through all phases; its output goes to `sh.outs`.
 fn worker<V: Vm>(w: usize, sh: &Shared<'_, V>) {
     let _guard = AbortOnPanic(&sh.abort);
+    sh.sleepers.register(w);
     let mut out = WorkerOut::default();
     work(w, sh, &mut out);
     if let Ok(mut outs) = sh.outs.lock() {
@@ -822,9 +870,9 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
             p.store(0, Ordering::Relaxed);
         }
         drop(chunk);
-        sh.phases[ACCESS].finish();
+        sh.phases[ACCESS].finish(&sh.sleepers);
     }
-    if !sh.phases[ACCESS].wait(&sh.abort) {
+    if !sh.phases[ACCESS].wait(&sh.abort, &sh.sleepers) {
         return;
     }
     let Ok(chunk_guards) = sh
@@ -846,9 +894,9 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
         shard.hottest = hottest;
         sh.hottest.fetch_max(hottest as usize, Ordering::Relaxed);
         drop(shard);
-        sh.phases[RESOLVE].finish();
+        sh.phases[RESOLVE].finish(&sh.sleepers);
     }
-    if !sh.phases[RESOLVE].wait(&sh.abort) {
+    if !sh.phases[RESOLVE].wait(&sh.abort, &sh.sleepers) {
         return;
     }
     let Ok(shard_guards) = sh
@@ -862,7 +910,7 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
     let shards: Vec<&ShardScratch> = shard_guards.iter().map(|g| &**g).collect();
 
     // C: decide (every worker reaches the same answer from the same shared figures), then
-    // prepare each chunk: its slots, its cells and, for the DAG, successor lists, predecessor
+    // prepare each chunk: its slots and, for the DAG, successor lists, predecessor
     // counters and roots.
     let parallel = sh.build_dag
         && sh.threads > 1
@@ -894,21 +942,6 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
                 }
             }
         }
-        // Cells of the keys first touched in this chunk, loaded where this chunk's
-        // transactions mostly run.
-        if let Some(state) = sh.state {
-            let here = (k as u32) << CHUNK_SHIFT;
-            for (l, (slot, (key, &hash))) in chunk
-                .slots
-                .iter()
-                .zip(chunk.keys.iter().zip(&chunk.hashes))
-                .enumerate()
-            {
-                if slot.load(Ordering::Relaxed) == here | l as u32 {
-                    init_cell(chunk, l, key, state.get_hashed(hash, key));
-                }
-            }
-        }
         if parallel || (sh.build_dag && !sh.execute) {
             let Ok(mut c) = sh.csrs[k].write() else {
                 return abort_with(&sh.abort, out, POISONED);
@@ -937,9 +970,9 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
                 }
             }
         }
-        sh.phases[PREPARE].finish();
+        sh.phases[PREPARE].finish(&sh.sleepers);
     }
-    if !sh.phases[PREPARE].wait(&sh.abort) || !sh.execute {
+    if !sh.phases[PREPARE].wait(&sh.abort, &sh.sleepers) || !sh.execute {
         return;
     }
 
@@ -968,9 +1001,9 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
                     }
                 }
             }
-            sh.phases[SERIAL].finish();
+            sh.phases[SERIAL].finish(&sh.sleepers);
         }
-        if !sh.phases[SERIAL].wait(&sh.abort) {
+        if !sh.phases[SERIAL].wait(&sh.abort, &sh.sleepers) {
             return;
         }
     }
@@ -978,7 +1011,7 @@ fn work<V: Vm>(w: usize, sh: &Shared<'_, V>, out: &mut WorkerOut<V::Receipt>) {
     // E: the write set, chunk by chunk.
     while let Some(k) = sh.phases[COLLECT].claim() {
         out.parts.push((k, collect_phase(k, &shards, chunks[k])));
-        sh.phases[COLLECT].finish();
+        sh.phases[COLLECT].finish(&sh.sleepers);
     }
 }
 
@@ -1027,16 +1060,16 @@ struct RunOutput<R> {
 
 impl Executor {
     /// An executor running blocks on `threads` threads (clamped to `1..=MAX_THREADS`), with
-    /// the [`Schedule::Adaptive`] schedule. With more than one thread it keeps a pool of that
-    /// many worker threads for its lifetime (the serial path runs on the calling thread); if
-    /// the OS refuses to start them, every phase runs on the calling thread instead, with the
-    /// same result.
+    /// the [`Schedule::Adaptive`] schedule. With more than one thread it keeps a pool of
+    /// `threads - 1` worker threads for its lifetime (the calling thread is the first worker,
+    /// and runs the serial path alone); if the OS refuses to start them, every phase runs on
+    /// the calling thread instead, with the same result.
     pub fn new(threads: usize) -> Self {
         let threads = threads.clamp(1, MAX_THREADS);
         let pool = (threads > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
+                    .num_threads(threads - 1)
                     .thread_name(|i| format!("banyan-dag-{i}"))
                     .build()
                     .ok()
@@ -1236,6 +1269,7 @@ impl Executor {
                 Phase::new(threads),
             ],
             abort: AtomicBool::new(false),
+            sleepers: Sleepers::new(threads),
             hottest: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             outs: Mutex::new(Vec::with_capacity(threads)),
@@ -1244,7 +1278,7 @@ impl Executor {
             (Some(pool), 2..) => {
                 let shared = &sh;
                 let ran = catch_unwind(AssertUnwindSafe(|| {
-                    pool.scope(|scope| {
+                    pool.in_place_scope(|scope| {
                         for w in 1..threads {
                             scope.spawn(move |_| worker(w, shared));
                         }

@@ -95,6 +95,8 @@
 //!
 //! Architecture invariant: no I/O, no clock, no global state; the only threads are each
 //! [`Executor`]'s own pool, and a block's borrowed data never outlives the call that runs it.
+//! The crate's one `unsafe` block is a cache prefetch hint (x86_64 `prefetcht0`, which never
+//! faults and never changes memory), used to load a transaction as it becomes ready.
 
 pub mod error;
 pub mod exec;
