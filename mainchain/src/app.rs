@@ -605,6 +605,9 @@ impl ChainApp {
                 let i = to_check.get(index).copied().unwrap_or(0);
                 return Err(format!("transaction {i}: {}", strip_index(&e.to_string())));
             }
+            // Their gossiped copies need no second check at admission.
+            self.mempool
+                .note_block_verified(to_check.iter().map(|&i| &block.txs[i]));
         }
         let base = self.state_after(parent)?;
         let executed = self

@@ -64,6 +64,6 @@ pub mod storage;
 pub use app::{nonce_in, ChainApp, CommitObserver, NoopObserver, SharedChainApp};
 pub use error::ChainError;
 pub use genesis::{build_genesis, ChainParams, Genesis, GenesisError, GenesisFile};
-pub use mempool::{Mempool, MempoolError, MempoolLimits};
+pub use mempool::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
 pub use registry::{committee_from_state, registry, KeyBook, RegistryError};
 pub use storage::{ChainStore, CommittedTip, EpochRecord, ReceiptSummary};

@@ -5,7 +5,11 @@
 //! survivors' signatures (and stake proofs of possession) in one batch, without holding the
 //! lock, and inserts the good ones. A transaction in the pool has a verified signature, so a
 //! block containing *exactly* that transaction (same body, same signature) need not be checked
-//! again ([`Mempool::is_verified_tx`]).
+//! again ([`Mempool::is_verified_tx`]). The other way round, transactions whose signatures a
+//! block check verified are remembered for a while ([`Mempool::note_block_verified`]): the
+//! gossiped copy of a transaction often arrives after a proposal carrying it, and its
+//! signature is then not checked a second time. [`Mempool::signature_counts`] says how many
+//! checks each way ran and how many were spared.
 //!
 //! Memory is bounded: at most `max_txs` transactions of at most
 //! [`MAX_TX_BYTES`](banyan_core::tx::MAX_TX_BYTES) each, at most `max_per_sender` per sender,
@@ -16,6 +20,8 @@ use std::collections::BTreeMap;
 // foldhash with a per-pool random seed: ids and addresses are hashes already, and the seed
 // keeps anyone from aiming transactions at one bucket.
 use hashbrown::{HashMap, HashSet};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use banyan_core::codec::encoded_len;
@@ -190,6 +196,9 @@ pub struct Mempool {
     chain: ChainId,
     limits: MempoolLimits,
     inner: Mutex<Inner>,
+    /// Transactions whose signatures a block check verified, newest last.
+    block_verified: Mutex<RecentlyVerified>,
+    counts: Counts,
     /// The committed state as of the chain's last commit, for nonce look-ups off the
     /// consensus thread without reading the store.
     committed: RwLock<Option<Arc<State>>>,
@@ -202,6 +211,8 @@ impl Mempool {
             chain,
             limits,
             inner: Mutex::new(Inner::default()),
+            block_verified: Mutex::new(RecentlyVerified::default()),
+            counts: Counts::default(),
             committed: RwLock::new(None),
         }
     }
@@ -342,19 +353,42 @@ impl Mempool {
                 }
             }
         }
-        // Signatures, in one batch, without the lock.
-        let batch: Vec<SignedTx> = survivors.iter().map(|s| txs[s.0].clone()).collect();
-        let verified: Vec<Result<(), String>> = match VerifiedTx::verify_batch(batch) {
-            Ok(_) => vec![Ok(()); survivors.len()],
-            Err(_) => survivors
+        // Signatures, in one batch, without the lock; those a block check verified already
+        // are not checked again.
+        let known: Vec<bool> = {
+            let recent = self.recently_verified();
+            survivors
                 .iter()
-                .map(|s| {
+                .map(|s| recent.contains(&s.1, &txs[s.0].signature))
+                .collect()
+        };
+        let batch: Vec<SignedTx> = survivors
+            .iter()
+            .zip(&known)
+            .filter(|(_, &k)| !k)
+            .map(|(s, _)| txs[s.0].clone())
+            .collect();
+        let checked = batch.len();
+        let batch_ok = VerifiedTx::verify_batch(batch).is_ok();
+        self.counts
+            .admission
+            .fetch_add(checked as u64, Ordering::Relaxed);
+        self.counts
+            .spared
+            .fetch_add((survivors.len() - checked) as u64, Ordering::Relaxed);
+        let verified: Vec<Result<(), String>> = survivors
+            .iter()
+            .zip(&known)
+            .map(|(s, &k)| {
+                if k || batch_ok {
+                    Ok(())
+                } else {
                     VerifiedTx::verify(txs[s.0].clone())
                         .map(|_| ())
                         .map_err(|e| e.to_string())
-                })
-                .collect(),
-        };
+                }
+            })
+            .collect();
         // Insert, checking again what may have changed while the lock was released.
         let mut inner = self.lock();
         for ((i, id, sender, bytes), ok) in survivors.into_iter().zip(verified) {
@@ -470,6 +504,34 @@ impl Mempool {
             .is_some_and(|e| same_signature(&e.tx.signature, &tx.signature))
     }
 
+    /// `txs` had their signatures verified by a block check: remember them (the newest
+    /// [`RECENTLY_VERIFIED`]) so that admission does not check them again.
+    pub fn note_block_verified<'a>(&self, txs: impl IntoIterator<Item = &'a SignedTx>) {
+        let mut recent = self.recently_verified();
+        let mut n = 0u64;
+        for tx in txs {
+            recent.insert(tx.id(), tx.signature);
+            n += 1;
+        }
+        self.counts.block.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Signature checks run so far, and those spared.
+    pub fn signature_counts(&self) -> SignatureCounts {
+        SignatureCounts {
+            admission: self.counts.admission.load(Ordering::Relaxed),
+            block: self.counts.block.load(Ordering::Relaxed),
+            spared: self.counts.spared.load(Ordering::Relaxed),
+        }
+    }
+
+    fn recently_verified(&self) -> MutexGuard<'_, RecentlyVerified> {
+        // Only a cache: a poisoned one is as good as any.
+        self.block_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// After a commit: record the new committed `state`, then drop the committed `txs` and
     /// every pooled transaction whose nonce is now below its sender's in that state.
     pub fn remove_committed(&self, txs: &[SignedTx], state: Arc<State>) {
@@ -513,6 +575,88 @@ impl Mempool {
     }
 }
 
+/// How many transactions a block check verified are remembered for admission.
+pub const RECENTLY_VERIFIED: usize = 65_536;
+
+/// Transaction signature checks of one mempool's chain, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignatureCounts {
+    /// Checked at admission (RPC submissions and gossip).
+    pub admission: u64,
+    /// Checked in blocks from other proposers (transactions not in this pool).
+    pub block: u64,
+    /// Not checked at admission because a block check had verified the same transaction.
+    pub spared: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    admission: AtomicU64,
+    block: AtomicU64,
+    spared: AtomicU64,
+}
+
+/// Ids and signatures of the last [`RECENTLY_VERIFIED`] transactions a block check verified.
+#[derive(Debug, Default)]
+struct RecentlyVerified {
+    by_id: HashMap<Digest, AccountSignature>,
+    order: VecDeque<Digest>,
+}
+
+impl RecentlyVerified {
+    fn insert(&mut self, id: Digest, signature: AccountSignature) {
+        if self.by_id.insert(id, signature).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > RECENTLY_VERIFIED {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+
+    /// Whether this exact transaction (the body the id covers, and this signature) was
+    /// verified.
+    fn contains(&self, id: &Digest, signature: &AccountSignature) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|s| same_signature(s, signature))
+    }
+}
+
 fn same_signature(a: &AccountSignature, b: &AccountSignature) -> bool {
     a.to_bytes() == b.to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recently_verified_keeps_the_newest() {
+        let mut r = RecentlyVerified::default();
+        let sig = |b: u8| AccountSignature::from_bytes(&[b; 64]);
+        let id = |i: usize| {
+            Digest(
+                (i as u64)
+                    .to_le_bytes()
+                    .repeat(4)
+                    .try_into()
+                    .unwrap_or([0; 32]),
+            )
+        };
+        for i in 0..RECENTLY_VERIFIED + 10 {
+            r.insert(id(i), sig(1));
+        }
+        assert_eq!(r.by_id.len(), RECENTLY_VERIFIED);
+        assert_eq!(r.order.len(), RECENTLY_VERIFIED);
+        assert!(!r.contains(&id(9), &sig(1)));
+        assert!(r.contains(&id(10), &sig(1)));
+        assert!(r.contains(&id(RECENTLY_VERIFIED + 9), &sig(1)));
+        assert!(!r.contains(&id(RECENTLY_VERIFIED + 9), &sig(2)));
+        // Noting one again neither grows the cache nor forgets another.
+        r.insert(id(RECENTLY_VERIFIED + 9), sig(1));
+        assert_eq!(r.order.len(), RECENTLY_VERIFIED);
+        assert!(r.contains(&id(10), &sig(1)));
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 use banyan_core::ids::{Amount, ChainId, Nonce};
 use banyan_core::keys::{AccountSecretKey, AccountSignature};
 use banyan_core::tx::{TxBody, TxKind};
-use banyan_mainchain::{Mempool, MempoolError, MempoolLimits};
+use banyan_mainchain::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
 use common::*;
 
 fn pool(max_txs: usize, max_per_sender: usize) -> Mempool {
@@ -200,4 +200,30 @@ fn remove_committed_drops_committed_and_stale() {
         }
     });
     assert_eq!(sel.len(), 3);
+}
+
+#[test]
+fn transactions_a_block_check_verified_are_not_checked_again() {
+    let p = pool(100, 16);
+    let k = AccountSecretKey::generate(&mut rng(9));
+    let a = transfer(&k, 0, addr(1), 1);
+    let b = transfer(&k, 1, addr(1), 1);
+    p.note_block_verified([&a]);
+    // The same body under another signature is no such transaction: checked, and refused.
+    let mut forged = a.clone();
+    forged.signature = AccountSignature::from_bytes(&[9u8; 64]);
+    let r = p.insert(vec![forged, b], zero);
+    assert!(matches!(r[0], Err(MempoolError::BadSignature(_))), "{r:?}");
+    assert!(r[1].is_ok());
+    let counts = |admission, spared| SignatureCounts {
+        admission,
+        block: 1,
+        spared,
+    };
+    assert_eq!(p.signature_counts(), counts(2, 0));
+    // The transaction itself is admitted without a check.
+    let r = p.insert(vec![a.clone()], zero);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert!(p.is_verified_tx(&a));
+    assert_eq!(p.signature_counts(), counts(2, 1));
 }

@@ -24,6 +24,7 @@ use banyan_core::keys::{BlsSecretKey, BlsSignature};
 use banyan_dag::ledger::Receipt;
 use banyan_mainchain::{
     registry, ChainApp, ChainStore, CommitObserver, Genesis, Mempool, SharedChainApp,
+    SignatureCounts,
 };
 use banyan_net::{Class, Network, PeerKey};
 use banyan_store::{Column, Durability, Store, WriteBatch};
@@ -333,6 +334,8 @@ struct Driver {
     follow: Follow,
     /// Committed height last seen, and when it last changed.
     progress: (u64, u64),
+    /// The mempool's signature counts as last exported to the metrics.
+    signatures: SignatureCounts,
 }
 
 /// How a node outside the current committee follows the chain: it asks peers, in turn, for
@@ -438,6 +441,7 @@ impl Driver {
             registry_dirty: true,
             follow: Follow::default(),
             progress: (0, now_ms()),
+            signatures: SignatureCounts::default(),
         };
         d.boot_epoch(Vec::new())?;
         Ok(d)
@@ -928,6 +932,21 @@ impl Driver {
             .mempool_txs
             .with_label_values(&c)
             .set(mempool_txs as i64);
+        let now = self.mempool.signature_counts();
+        let last = std::mem::replace(&mut self.signatures, now);
+        let checks = &self.metrics.signature_checks;
+        for (stage, new, old) in [
+            ("admission", now.admission, last.admission),
+            ("block", now.block, last.block),
+        ] {
+            checks
+                .with_label_values(&[self.label.as_str(), stage])
+                .inc_by(new.saturating_sub(old));
+        }
+        self.metrics
+            .signature_checks_spared
+            .with_label_values(&c)
+            .inc_by(now.spared.saturating_sub(last.spared));
         // Views change only at an epoch change or a stake change: not rebuilt per event.
         let views = if self.registry_dirty {
             self.registry_dirty = false;

@@ -29,6 +29,12 @@ pub struct Metrics {
     pub mempool_txs: IntGaugeVec,
     /// `banyan_mempool_rejected_total{chain,reason}`.
     pub mempool_rejected: IntCounterVec,
+    /// `banyan_tx_signature_checks_total{chain,stage}`: transaction signatures checked at
+    /// `admission` (RPC and gossip) and in `block`s from other proposers.
+    pub signature_checks: IntCounterVec,
+    /// `banyan_tx_signature_checks_spared_total{chain}`: admission checks not run because a
+    /// block check had verified the same transaction.
+    pub signature_checks_spared: IntCounterVec,
     /// `banyan_peers_connected`.
     pub peers: IntGauge,
     /// `banyan_qc_verify_seconds`: time to check one quorum certificate's aggregate.
@@ -138,6 +144,23 @@ impl Metrics {
                     "banyan_mempool_rejected_total",
                     "Transactions refused by the mempool.",
                     &["chain", "reason"],
+                ),
+            ),
+            signature_checks: reg(
+                &r,
+                counter(
+                    "banyan_tx_signature_checks_total",
+                    "Transaction signatures checked, by stage (admission, block).",
+                    &["chain", "stage"],
+                ),
+            ),
+            signature_checks_spared: reg(
+                &r,
+                counter(
+                    "banyan_tx_signature_checks_spared_total",
+                    "Admission signature checks not run: a block check had verified the same \
+                     transaction.",
+                    &["chain"],
                 ),
             ),
             peers: reg(

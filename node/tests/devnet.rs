@@ -90,6 +90,11 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     );
     assert!(metric_sum(&text, "banyan_chain_height") >= h as f64);
     assert_eq!(metric_sum(&text, "banyan_consensus_evidence_total"), 0.0);
+    // Node 0 checked every transaction's signature once: at admission or in a block.
+    assert!(
+        metric_sum(&text, "banyan_tx_signature_checks_total") >= 1_000.0,
+        "{text}"
+    );
     // Admission threads (RPC submissions, gossip) run below the consensus thread.
     for i in 0..4 {
         let pid = c.nodes[i].child.as_ref().expect("running").id();
