@@ -48,7 +48,11 @@ pub struct StoreOptions {
     pub sync_writes_default: bool,
     /// Most table files RocksDB keeps open at once (RocksDB raises values below 20 to 20).
     pub max_open_files: u32,
-    /// Size of one memtable per column before it is flushed to a table file, in bytes.
+    /// Size of one memtable per column before it is flushed to a table file, in bytes. The
+    /// default, 16 MiB, is smaller than RocksDB's 64 MiB on purpose: a chain rewrites the same
+    /// state keys block after block, and every write searches a skiplist holding all their
+    /// recent versions; with a quarter of them, writing a block of a 4-validator devnet at
+    /// 15,000 tx/s took 11.6 ms instead of 16 ms (`banyan_block_persist_seconds`).
     pub write_buffer_bytes: usize,
     /// Background flush and compaction threads (clamped to 1..=16).
     pub background_jobs: u8,
@@ -60,7 +64,7 @@ impl Default for StoreOptions {
             create_if_missing: false,
             sync_writes_default: true,
             max_open_files: 512,
-            write_buffer_bytes: 64 << 20,
+            write_buffer_bytes: 16 << 20,
             background_jobs: 2,
         }
     }
