@@ -61,7 +61,13 @@ pub struct Block {
 impl Block {
     /// The Merkle root of `txs`' ids, as `tx_root` must be.
     pub fn compute_tx_root(txs: &[SignedTx]) -> Digest {
-        MerkleTree::from_leaf_hashes(txs.iter().map(|t| t.id()).collect()).root()
+        Self::tx_root_of_ids(txs.iter().map(|t| t.id()).collect())
+    }
+
+    /// The same root from the transactions' ids, in block order (for a caller that needs the
+    /// ids anyway: each one is a hash of the encoded transaction).
+    pub fn tx_root_of_ids(ids: Vec<Digest>) -> Digest {
+        MerkleTree::from_leaf_hashes(ids).root()
     }
 }
 

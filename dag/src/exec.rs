@@ -25,9 +25,8 @@
 //!   touches the keys (the first chunk of a block touches most of them).
 //! - **C, prepare**: every worker reaches the same decision, serial or parallel, from the shared
 //!   figures; then worker `t` copies its chunk's slots from the shards, and for a parallel run
-//!   builds the CSR
-//!   successor lists of its own edges, sums the predecessor counters of its transactions and
-//!   queues those with none.
+//!   builds the CSR successor lists of its own edges, sums the predecessor counters of its
+//!   transactions and queues those with none.
 //! - **D, execute**: along the DAG with work-stealing deques (a finished transaction's first
 //!   ready successor runs next on the same worker, the others go on its deque), or in block
 //!   order by the one worker that claims the serial task. A transaction that becomes ready is
@@ -664,6 +663,19 @@ fn critical_path(n: usize, lists: &[&[(u32, u32)]], depth: &mut Vec<u32>) -> usi
     longest
 }
 
+/// The chunk holding transaction `i`'s accesses, and their range in it.
+#[inline]
+fn accesses_of<'c, V: Vm>(
+    sh: &Shared<'_, V>,
+    chunks: &[&'c ChunkScratch],
+    i: usize,
+) -> (&'c ChunkScratch, usize, usize) {
+    let c = chunk_of(&sh.bounds, i);
+    let ch = chunks[c];
+    let j = i - sh.bounds[c];
+    (ch, ch.tx_start[j] as usize, ch.tx_start[j + 1] as usize)
+}
+
 /// Execute transaction `i` against the cells.
 #[inline]
 fn run_tx<V: Vm>(
@@ -671,10 +683,7 @@ fn run_tx<V: Vm>(
     chunks: &[&ChunkScratch],
     i: usize,
 ) -> Result<V::Receipt, ExecError> {
-    let c = chunk_of(&sh.bounds, i);
-    let ch = chunks[c];
-    let j = i - sh.bounds[c];
-    let (a, b) = (ch.tx_start[j] as usize, ch.tx_start[j + 1] as usize);
+    let (ch, a, b) = accesses_of(sh, chunks, i);
     let mut slots = [0u32; MAX_ACCESS_KEYS];
     for (s, l) in slots.iter_mut().zip(&ch.slots[a..b]) {
         *s = l.load(Ordering::Relaxed);
@@ -699,15 +708,9 @@ fn run_tx<V: Vm>(
 #[inline(always)]
 fn warm<V: Vm>(sh: &Shared<'_, V>, chunks: &[&ChunkScratch], i: usize) {
     prefetch(sh.txs.get(i..=i).unwrap_or(&[]));
-    let c = chunk_of(&sh.bounds, i);
-    let (Some(ch), Some(j)) = (chunks.get(c), i.checked_sub(sh.bounds[c])) else {
-        return;
-    };
-    if let (Some(&a), Some(&b)) = (ch.tx_start.get(j), ch.tx_start.get(j + 1)) {
-        let (a, b) = (a as usize, b as usize);
-        prefetch(ch.keys.get(a..b).unwrap_or(&[]));
-        prefetch(ch.slots.get(a..b).unwrap_or(&[]));
-    }
+    let (ch, a, b) = accesses_of(sh, chunks, i);
+    prefetch(ch.keys.get(a..b).unwrap_or(&[]));
+    prefetch(ch.slots.get(a..b).unwrap_or(&[]));
 }
 
 /// Phase D on the DAG: run ready transactions, own deque first (newest first, which follows

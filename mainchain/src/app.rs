@@ -571,9 +571,12 @@ impl ChainApp {
         if size > MAX_BLOCK_BYTES {
             return Err(format!("block of {size} bytes exceeds {MAX_BLOCK_BYTES}"));
         }
-        if h.tx_root != Block::compute_tx_root(&block.txs) {
+        // Each id is a hash of the encoded transaction: computed once here.
+        let ids: Vec<Digest> = block.txs.iter().map(SignedTx::id).collect();
+        if h.tx_root != Block::tx_root_of_ids(ids.clone()) {
             return Err("tx_root does not match the transactions".into());
         }
+        let pooled = self.mempool.verified_among(&ids, &block.txs);
         let mut to_check = Vec::new();
         for (i, tx) in block.txs.iter().enumerate() {
             if tx.body.chain != self.params.chain {
@@ -591,7 +594,7 @@ impl ChainApp {
                     "transaction {i} is {tx_size} bytes, over {MAX_TX_BYTES}"
                 ));
             }
-            if !self.mempool.is_verified_tx(tx) {
+            if !pooled[i] {
                 to_check.push(i);
             }
         }
@@ -607,7 +610,7 @@ impl ChainApp {
             }
             // Their gossiped copies need no second check at admission.
             self.mempool
-                .note_block_verified(to_check.iter().map(|&i| &block.txs[i]));
+                .note_block_verified(to_check.iter().map(|&i| (ids[i], block.txs[i].signature)));
         }
         let base = self.state_after(parent)?;
         let executed = self

@@ -497,20 +497,34 @@ impl Mempool {
     /// [`is_verified`](Self::is_verified): the id covers only the body, and a block carrying a
     /// pooled body with another signature must still be checked.
     pub fn is_verified_tx(&self, tx: &SignedTx) -> bool {
-        let id = tx.id();
-        self.lock()
-            .txs
-            .get(&id)
-            .is_some_and(|e| same_signature(&e.tx.signature, &tx.signature))
+        self.verified_among(&[tx.id()], std::slice::from_ref(tx))[0]
     }
 
-    /// `txs` had their signatures verified by a block check: remember them (the newest
-    /// [`RECENTLY_VERIFIED`]) so that admission does not check them again.
-    pub fn note_block_verified<'a>(&self, txs: impl IntoIterator<Item = &'a SignedTx>) {
+    /// [`is_verified_tx`](Self::is_verified_tx) for each of `txs`, whose ids are `ids`, under
+    /// one lock.
+    pub fn verified_among(&self, ids: &[Digest], txs: &[SignedTx]) -> Vec<bool> {
+        let inner = self.lock();
+        ids.iter()
+            .zip(txs)
+            .map(|(id, tx)| {
+                inner
+                    .txs
+                    .get(id)
+                    .is_some_and(|e| same_signature(&e.tx.signature, &tx.signature))
+            })
+            .collect()
+    }
+
+    /// Transactions (id and signature) whose signatures a block check verified: remember them
+    /// (the newest [`RECENTLY_VERIFIED`]) so that admission does not check them again.
+    pub fn note_block_verified(
+        &self,
+        verified: impl IntoIterator<Item = (Digest, AccountSignature)>,
+    ) {
         let mut recent = self.recently_verified();
         let mut n = 0u64;
-        for tx in txs {
-            recent.insert(tx.id(), tx.signature);
+        for (id, signature) in verified {
+            recent.insert(id, signature);
             n += 1;
         }
         self.counts.block.fetch_add(n, Ordering::Relaxed);

@@ -208,7 +208,7 @@ fn transactions_a_block_check_verified_are_not_checked_again() {
     let k = AccountSecretKey::generate(&mut rng(9));
     let a = transfer(&k, 0, addr(1), 1);
     let b = transfer(&k, 1, addr(1), 1);
-    p.note_block_verified([&a]);
+    p.note_block_verified([(a.id(), a.signature)]);
     // The same body under another signature is no such transaction: checked, and refused.
     let mut forged = a.clone();
     forged.signature = AccountSignature::from_bytes(&[9u8; 64]);

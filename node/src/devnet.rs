@@ -3,9 +3,8 @@
 //! It generates keys for N validators and a funded demo account, writes a genesis and one
 //! node directory per validator (free loopback ports, picked below the kernel's range for
 //! outgoing connections so that no client socket can take one later), starts every validator
-//! as a separate
-//! `banyan start` process, waits for the first commits, sends a few demo transfers, prints
-//! the endpoints and runs until Ctrl-C, SIGTERM or `--duration`, then stops the children with
+//! as a separate `banyan start` process, waits for the first commits, sends a few demo
+//! transfers, prints the endpoints and runs until Ctrl-C, SIGTERM or `--duration`, then stops the children with
 //! SIGTERM (SIGKILL after 10 s). Everything lives under one directory; running it again restarts the
 //! same network with its data, `--reset` starts over.
 
@@ -118,6 +117,15 @@ fn ephemeral_ports() -> (u16, u16) {
         .unwrap_or((32_768, 60_999))
 }
 
+/// Bind `addr` for UDP (`udp`) or TCP, then let it go: the address it got.
+fn bind_loopback(addr: SocketAddr, udp: bool) -> std::io::Result<SocketAddr> {
+    if udp {
+        std::net::UdpSocket::bind(addr)?.local_addr()
+    } else {
+        std::net::TcpListener::bind(addr)?.local_addr()
+    }
+}
+
 /// Picks the devnet's loopback ports. A port is only free when picked; the node binds it
 /// later (and again at every restart). Ports from the kernel's ephemeral range could be
 /// taken meanwhile by any outgoing connection (an RPC client, another node), so ports come
@@ -148,27 +156,20 @@ impl PortPicker {
                 if self.taken.contains(&addr.port()) {
                     continue;
                 }
-                let free = if udp {
-                    std::net::UdpSocket::bind(addr).is_ok()
-                } else {
-                    std::net::TcpListener::bind(addr).is_ok()
-                };
-                if free {
+                if bind_loopback(addr, udp).is_ok() {
                     self.taken.insert(addr.port());
                     return Ok(addr);
                 }
             }
         }
         // No room below the ephemeral range (or all tried ports busy): let the kernel choose.
-        let addr = if udp {
-            std::net::UdpSocket::bind("127.0.0.1:0")
-                .context("cannot bind a loopback UDP port")?
-                .local_addr()?
-        } else {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .context("cannot bind a loopback port")?
-                .local_addr()?
-        };
+        let addr =
+            bind_loopback(SocketAddr::from(([127, 0, 0, 1], 0)), udp).with_context(|| {
+                format!(
+                    "cannot bind a loopback {} port",
+                    if udp { "UDP" } else { "TCP" }
+                )
+            })?;
         self.taken.insert(addr.port());
         Ok(addr)
     }
