@@ -148,6 +148,11 @@ impl TimeoutCollector {
         self.banned.contains(&signer) || self.timeouts.contains_key(&signer)
     }
 
+    /// Signers caught with a bad signature in this round.
+    pub fn banned(&self) -> impl Iterator<Item = usize> + '_ {
+        self.banned.iter().copied()
+    }
+
     /// Stake of the collected signers.
     pub fn stake(&self, committee: &Committee) -> u128 {
         stake_of(committee, self.timeouts.keys().copied())

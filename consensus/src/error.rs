@@ -69,6 +69,28 @@ pub enum ConsensusError {
         /// Why.
         reason: String,
     },
+    /// A vote or timeout signed under another member's index than its authenticated sender.
+    /// Votes and timeouts travel only from their signer (never relayed), so this is a forgery
+    /// or a replay: dropped before it takes the signer's slot.
+    #[error("{kind} signed under member {signer} arrived from member {from}")]
+    Impersonation {
+        /// What was forged.
+        kind: &'static str,
+        /// The index it claims.
+        signer: usize,
+        /// The authenticated sender.
+        from: usize,
+    },
+    /// A peer asked for more than its budget (of sync responses per second).
+    #[error("{what} from member {from} over its budget of {per_sec} per second")]
+    RateLimited {
+        /// What was asked.
+        what: &'static str,
+        /// The peer.
+        from: usize,
+        /// The budget.
+        per_sec: u64,
+    },
     /// A vote sent to a validator that does not lead the next round.
     #[error("vote for round {0} sent to a validator that does not lead round {0} + 1")]
     NotNextLeader(Round),

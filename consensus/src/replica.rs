@@ -7,7 +7,7 @@ use banyan_core::hash::Digest;
 use banyan_core::header::{Block, BlockHeader};
 use banyan_core::ids::{ChainId, Epoch, Height, Round};
 use banyan_core::keys::{BlsSecretKey, BlsSignature, BLS_SIG_DST};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::aggregate::{aggregate_optimistic, aggregate_verify_each, verify_tc, TimeoutCollector};
 use crate::app::{Application, Payload};
@@ -57,6 +57,10 @@ pub struct ReplicaConfig {
     /// paces an idle chain instead of committing empty blocks as fast as the network allows;
     /// keep it well below `base_timeout_ms`.
     pub min_block_interval_ms: Millis,
+    /// Sync requests served per member per second (each answer carries up to
+    /// [`MAX_SYNC_BLOCKS`] blocks); requests over the budget are dropped. A member catching up
+    /// needs one request per [`MAX_SYNC_BLOCKS`] blocks.
+    pub max_sync_responses_per_sec: u64,
 }
 
 impl Default for ReplicaConfig {
@@ -72,6 +76,7 @@ impl Default for ReplicaConfig {
             sync_retry_ms: 200,
             aggregation: AggregationMode::Optimistic,
             min_block_interval_ms: 0,
+            max_sync_responses_per_sec: 20,
         }
     }
 }
@@ -80,6 +85,9 @@ impl Default for ReplicaConfig {
 pub const MAX_PENDING_PROPOSALS: usize = 16;
 /// Most messages of the next epoch kept while this one ends.
 pub const MAX_NEXT_EPOCH_MESSAGES: usize = 256;
+/// Most bytes of messages of the next epoch kept while this one ends (unverified until the
+/// next epoch's replica sees them, so bounded in bytes as well as in count).
+pub const MAX_NEXT_EPOCH_BYTES: usize = 32 << 20;
 /// Most block ids being fetched at once.
 pub const MAX_SYNC_WANTED: usize = 4_096;
 
@@ -172,6 +180,7 @@ pub struct Replica {
     pending_epoch: Option<(usize, EpochChangeProof)>,
     epoch_request_at: Option<Millis>,
     next_epoch_inbox: Vec<(usize, Message)>,
+    next_epoch_bytes: usize,
     safety: SafetyRules,
     app: Box<dyn Application>,
     leaders: Box<dyn LeaderElection>,
@@ -197,6 +206,12 @@ pub struct Replica {
     pending: BTreeMap<Round, (usize, Proposal)>,
     pending_commit: Option<(usize, QuorumCertificate)>,
     sync_wanted: HashMap<Digest, Millis>,
+    /// Members caught signing a bad vote or timeout this epoch: their votes and timeouts are
+    /// checked on arrival from then on, so one Byzantine member costs the optimistic
+    /// aggregation one fallback per epoch, not one per round.
+    suspects: HashSet<usize>,
+    /// Per member: start of its current one-second window and sync requests served in it.
+    sync_served: Vec<(Millis, u64)>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -227,6 +242,7 @@ impl Replica {
         mut env: Environment,
     ) -> Result<Self, ConsensusError> {
         check_member(&committee, me)?;
+        let committee_len = committee.len();
         let my_id = key.public_key().validator_id();
         let safety = SafetyRules::new(cfg.chain, cfg.epoch, key, env.safety_storage)?;
         let genesis_id = genesis.header.id();
@@ -257,6 +273,7 @@ impl Replica {
             pending_epoch: None,
             epoch_request_at: None,
             next_epoch_inbox: Vec::new(),
+            next_epoch_bytes: 0,
             safety,
             app: env.app,
             leaders: env.leaders,
@@ -281,6 +298,8 @@ impl Replica {
             pending: BTreeMap::new(),
             pending_commit: None,
             sync_wanted: HashMap::new(),
+            suspects: HashSet::new(),
+            sync_served: vec![(0, 0); committee_len],
         })
     }
 
@@ -291,8 +310,9 @@ impl Replica {
     }
 
     /// Messages of the next epoch received before this one ended, for the next epoch's
-    /// replica (at most [`MAX_NEXT_EPOCH_MESSAGES`]).
+    /// replica (at most [`MAX_NEXT_EPOCH_MESSAGES`] and [`MAX_NEXT_EPOCH_BYTES`]).
     pub fn take_next_epoch_messages(&mut self) -> Vec<(usize, Message)> {
+        self.next_epoch_bytes = 0;
         std::mem::take(&mut self.next_epoch_inbox)
     }
 
@@ -333,7 +353,11 @@ impl Replica {
                     {
                         // Most likely this replica is about to commit the end of its epoch:
                         // keep the message for the next epoch's replica.
-                        self.next_epoch_inbox.push((from, message.clone()));
+                        let size = banyan_core::codec::encoded_len(&message);
+                        if self.next_epoch_bytes.saturating_add(size) <= MAX_NEXT_EPOCH_BYTES {
+                            self.next_epoch_bytes += size;
+                            self.next_epoch_inbox.push((from, message.clone()));
+                        }
                     }
                     // Others moved on: ask how this epoch ended.
                     let due = self
@@ -353,9 +377,9 @@ impl Replica {
                 }
                 match message {
                     Message::Proposal(p) => self.on_proposal(now, from, *p, false, out)?,
-                    Message::Vote(v) => self.on_vote(now, *v, out)?,
+                    Message::Vote(v) => self.on_vote(now, from, *v, out)?,
                     Message::Timeout(t) => self.on_timeout(now, from, *t, out)?,
-                    Message::SyncRequest(r) => self.on_sync_request(from, r, out),
+                    Message::SyncRequest(r) => self.on_sync_request(now, from, r, out)?,
                     Message::SyncResponse(r) => self.on_sync_response(now, from, r, out)?,
                     Message::EpochProofRequest(e) => {
                         if let Some(p) = self.entry_proof.as_ref().filter(|p| p.epoch() == e) {
@@ -766,7 +790,7 @@ impl Replica {
         };
         let next = self.leaders.leader(add1(data.round));
         if next == self.me {
-            self.on_vote(now, vote, out)
+            self.on_vote(now, self.me, vote, out)
         } else {
             out.push(Output::Send {
                 to: next,
@@ -980,11 +1004,19 @@ impl Replica {
     fn on_vote(
         &mut self,
         now: Millis,
+        from: usize,
         v: Vote,
         out: &mut Vec<Output>,
     ) -> Result<(), ConsensusError> {
         let signer = v.signer as usize;
         check_member(&self.committee, signer)?;
+        if signer != from {
+            return Err(ConsensusError::Impersonation {
+                kind: "vote",
+                signer,
+                from,
+            });
+        }
         self.check_chain_epoch(v.data.chain, v.data.epoch)?;
         let r = v.data.round;
         if add1(r) < self.round || r <= qc_round(self.high_qc.as_ref()) {
@@ -1025,7 +1057,9 @@ impl Replica {
             }
             return Err(ConsensusError::Duplicate);
         }
-        if self.cfg.aggregation == AggregationMode::VerifyEach
+        let check_now =
+            self.cfg.aggregation == AggregationMode::VerifyEach || self.suspects.contains(&signer);
+        if check_now
             && !self.verifier.verify_one(
                 &self.committee,
                 signer,
@@ -1065,6 +1099,7 @@ impl Replica {
             for i in &agg.bad_signers {
                 self.banned_voters.insert((r, *i), ());
                 self.voted.remove(&(r, *i));
+                self.suspects.insert(*i);
             }
         }
         if let Some(qc) = agg.certificate {
@@ -1129,6 +1164,13 @@ impl Replica {
     ) -> Result<(), ConsensusError> {
         let signer = t.signer as usize;
         check_member(&self.committee, signer)?;
+        if signer != from {
+            return Err(ConsensusError::Impersonation {
+                kind: "timeout",
+                signer,
+                from,
+            });
+        }
         self.check_chain_epoch(t.data.chain, t.data.epoch)?;
         let r = t.data.round;
         if r < self.round {
@@ -1158,6 +1200,19 @@ impl Replica {
         }
         if self.timeouts.get(&r).is_some_and(|c| c.has(signer)) {
             return Err(ConsensusError::Duplicate);
+        }
+        if self.suspects.contains(&signer)
+            && !self.verifier.verify_one(
+                &self.committee,
+                signer,
+                t.data.signing_message().as_bytes(),
+                &t.signature,
+                BLS_SIG_DST,
+            )
+        {
+            return Err(ConsensusError::BadSignature(
+                "timeout (signer under suspicion)",
+            ));
         }
         if let Some(q) = &t.high_qc {
             self.verify_qc(q)?;
@@ -1190,9 +1245,9 @@ impl Replica {
             high_qc_round: Round(0),
             ..t.data
         };
-        if let Some(tc) =
-            collector.try_certify(&self.committee, template, self.verifier.as_mut())?
-        {
+        let tc = collector.try_certify(&self.committee, template, self.verifier.as_mut())?;
+        self.suspects.extend(collector.banned());
+        if let Some(tc) = tc {
             self.process_tc(now, &tc, out)?;
         }
         Ok(())
@@ -1223,7 +1278,28 @@ impl Replica {
         });
     }
 
-    fn on_sync_request(&mut self, from: usize, r: SyncRequest, out: &mut Vec<Output>) {
+    fn on_sync_request(
+        &mut self,
+        now: Millis,
+        from: usize,
+        r: SyncRequest,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ConsensusError> {
+        let per_sec = self.cfg.max_sync_responses_per_sec;
+        if let Some((start, served)) = self.sync_served.get_mut(from) {
+            if now >= start.saturating_add(1_000) || now < *start {
+                *start = now;
+                *served = 0;
+            }
+            if *served >= per_sec {
+                return Err(ConsensusError::RateLimited {
+                    what: "sync requests",
+                    from,
+                    per_sec,
+                });
+            }
+            *served += 1;
+        }
         let max = (r.max_blocks as usize).min(MAX_SYNC_BLOCKS);
         let mut blocks = Vec::new();
         let mut id = r.block;
@@ -1236,7 +1312,7 @@ impl Replica {
             blocks.push(b);
         }
         if blocks.is_empty() {
-            return;
+            return Ok(());
         }
         if let Ok(blocks) = BoundedVec::new(blocks) {
             out.push(Output::Send {
@@ -1244,6 +1320,7 @@ impl Replica {
                 message: Message::SyncResponse(SyncResponse { blocks }),
             });
         }
+        Ok(())
     }
 
     fn on_sync_response(

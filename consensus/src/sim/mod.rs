@@ -225,6 +225,8 @@ pub struct SimReport {
     pub commit_latency_sum_rounds: u64,
     /// Messages put on the network (a broadcast counts once per recipient).
     pub messages: u64,
+    /// Sync responses sent by honest nodes, by recipient committee index.
+    pub sync_responses_to: BTreeMap<usize, u64>,
     /// Evidence outputs, by offender committee index.
     pub evidence: BTreeMap<u16, u64>,
     /// Inputs refused, by error kind.
@@ -299,7 +301,7 @@ struct Node {
     clock_offset_ms: i64,
     paused: bool,
     inbox: Vec<(usize, Message)>,
-    history: Vec<Message>,
+    memory: byzantine::Memory,
     halted: bool,
     restart_after_ms: Option<Millis>,
     commits_after_gst: u64,
@@ -451,7 +453,7 @@ impl Simulation {
                     clock_offset_ms: 0,
                     paused: false,
                     inbox: Vec::new(),
-                    history: Vec::new(),
+                    memory: byzantine::Memory::default(),
                     halted: false,
                     restart_after_ms: None,
                     commits_after_gst: 0,
@@ -709,6 +711,9 @@ impl Simulation {
     }
 
     fn deliver(&mut self, to: usize, from_index: usize, message: Message) {
+        if !self.nodes[to].behavior.is_honest() {
+            self.nodes[to].memory.observe(&message);
+        }
         if let Message::EpochProofRequest(e) = &message {
             // Served from the node's archive of epoch proofs, whatever epoch it is in now.
             if let Some(p) = self.nodes[to].proofs.get(&e.0).cloned() {
@@ -761,24 +766,33 @@ impl Simulation {
             outputs
         } else {
             let key = member_key(index);
-            let n = self.committee.len();
             let behavior = self.nodes[node].behavior;
-            let mut history = std::mem::take(&mut self.nodes[node].history);
-            let o = byzantine::tamper(
-                behavior,
-                index,
-                n,
-                &key,
-                outputs,
-                &mut history,
-                &mut self.rng,
-            );
-            self.nodes[node].history = history;
+            let (epoch, round) = match self.nodes[node].replica.as_ref() {
+                Some(r) => (r.committee().epoch(), r.status().round),
+                None => (self.nodes[node].epoch, Round(0)),
+            };
+            let ctx = byzantine::Context {
+                me: index,
+                n: self.committee.len(),
+                key: &key,
+                chain: self.cfg.replica.chain,
+                epoch,
+                round,
+                lookahead: self.cfg.replica.max_round_lookahead,
+            };
+            let mut memory = std::mem::take(&mut self.nodes[node].memory);
+            let o = byzantine::tamper(behavior, ctx, outputs, &mut memory, &mut self.rng);
+            self.nodes[node].memory = memory;
             o
         };
         for o in outputs {
             match o {
-                Output::Send { to, message } => self.send(node, to, message),
+                Output::Send { to, message } => {
+                    if honest && matches!(message, Message::SyncResponse(_)) {
+                        *self.report.sync_responses_to.entry(to).or_default() += 1;
+                    }
+                    self.send(node, to, message)
+                }
                 Output::Broadcast(message) => {
                     if let Message::Proposal(p) = &message {
                         self.proposed_at

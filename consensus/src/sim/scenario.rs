@@ -20,15 +20,31 @@ pub const RANDOM_COMMITS_AFTER_GST: u64 = 5;
 /// within ±50 ms; a [`Behavior::ClockSkew`] member runs seconds ahead. In 30% of seeds
 /// epochs end every 10–40 blocks.
 pub fn random(n: usize, byzantine: usize, seed: u64) -> SimConfig {
+    random_from(n, byzantine, seed, &Behavior::BYZANTINE)
+}
+
+/// As [`random`], with the Byzantine members' behaviours drawn from `pool` only (twins, if
+/// the pool has them, half the time as in [`random`]).
+pub fn random_from(n: usize, byzantine: usize, seed: u64, pool: &[Behavior]) -> SimConfig {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5eed_5eed_5eed);
     let mut cfg = SimConfig::honest(n, seed);
     let mut indices: Vec<usize> = (0..n).collect();
     indices.shuffle(&mut rng);
+    let twins = pool.contains(&Behavior::Twin);
+    let others: Vec<Behavior> = pool
+        .iter()
+        .copied()
+        .filter(|b| *b != Behavior::Twin && !b.is_honest())
+        .collect();
     for &i in indices.iter().take(byzantine.min(n)) {
-        cfg.behaviors[i] = if rng.gen_bool(0.5) {
-            Behavior::Twin
+        cfg.behaviors[i] = if others.is_empty() || (twins && rng.gen_bool(0.5)) {
+            if twins {
+                Behavior::Twin
+            } else {
+                Behavior::Honest
+            }
         } else {
-            Behavior::BYZANTINE[rng.gen_range(0..Behavior::BYZANTINE.len() - 1)]
+            others[rng.gen_range(0..others.len())]
         };
     }
     // Node ids: members in order, a twin's second node right after its first.
