@@ -39,7 +39,9 @@
 //! ([`codes::PROTOCOL`]).
 //!
 //! # Backpressure
-//! Outgoing frames wait in a bounded queue per peer and class ([`NetConfig::queue_frames`]).
+//! Outgoing frames wait in a queue per peer and class bounded in frames
+//! ([`NetConfig::queue_frames`]) and in payload bytes ([`NetConfig::queue_bytes`]), so a peer
+//! that stops reading parks a bounded amount of memory whatever the frames' sizes.
 //! The queues outlive connections: frames queued while a peer is unreachable are sent once it is
 //! reconnected. When a queue is full, [`Network::try_send`] returns [`SendError::Full`] (counted
 //! in [`NetStats::dropped_full`]) and [`Network::send`] waits. Incoming frames go to bounded
@@ -81,6 +83,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Default [`NetConfig::queue_frames`].
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
+/// Default bound of each outgoing queue in bytes (per peer and class): a peer that stops
+/// reading parks at most this much per class, whatever the frames' sizes.
+pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Capacity of the incoming consensus channel.
 pub const CONSENSUS_INBOX: usize = 4096;
 /// Capacity of the incoming sync channel.
@@ -188,6 +193,9 @@ pub struct NetConfig {
     pub max_frame_bytes: usize,
     /// Bound of each outgoing queue (per peer and class), in frames.
     pub queue_frames: usize,
+    /// Bound of each outgoing queue (per peer and class), in payload bytes (at least
+    /// `max_frame_bytes`): `try_send` refuses a frame that would pass it (`Full`).
+    pub queue_bytes: usize,
     /// First redial delay after a failed dial or a lost connection.
     pub reconnect_min: Duration,
     /// Largest redial delay; the delay doubles up to it.
@@ -197,7 +205,8 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
-    /// A configuration with default limits: 16 MiB frames, 1024-frame queues, redial backoff
+    /// A configuration with default limits: 16 MiB frames, queues of 1024 frames and 64 MiB,
+    /// redial backoff
     /// from 100 ms to 10 s, no faults.
     pub fn new(listen: SocketAddr, secret: [u8; 32], peers: Vec<PeerConfig>) -> Self {
         NetConfig {
@@ -206,6 +215,7 @@ impl NetConfig {
             peers,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             queue_frames: DEFAULT_QUEUE_FRAMES,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
             faults: None,

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -53,14 +53,16 @@ struct Shared {
     stats: Arc<Stats>,
     max_frame_bytes: usize,
     queue_frames: usize,
+    queue_bytes: usize,
     faults: Option<Faults>,
     inboxes: [mpsc::Sender<Incoming>; 3],
     connected: Mutex<HashMap<PeerKey, Connection>>,
 }
 
-/// The sending side of one peer's queues.
+/// The sending side of one peer's queues, with the payload bytes each holds.
 struct PeerQueues {
     queues: [mpsc::Sender<Bytes>; 3],
+    bytes: [Arc<AtomicUsize>; 3],
 }
 
 /// State owned by the `Network` handles.
@@ -141,6 +143,7 @@ impl Network {
             stats: stats.clone(),
             max_frame_bytes: cfg.max_frame_bytes,
             queue_frames: cfg.queue_frames,
+            queue_bytes: cfg.queue_bytes,
             faults: cfg.faults,
             inboxes: [consensus_tx, sync_tx, mempool_tx],
             connected: Mutex::new(HashMap::new()),
@@ -165,11 +168,19 @@ impl Network {
                     "internal: queue count mismatch".to_string(),
                 ));
             };
-            queues.insert(peer.key, PeerQueues { queues: senders });
+            let bytes: [Arc<AtomicUsize>; 3] = Default::default();
+            queues.insert(
+                peer.key,
+                PeerQueues {
+                    queues: senders,
+                    bytes: bytes.clone(),
+                },
+            );
             let task = PeerTask {
                 key: peer.key,
                 shared: shared.clone(),
                 queues: receivers,
+                bytes,
                 reconnect_min: cfg.reconnect_min,
                 reconnect_max: cfg.reconnect_max,
             };
@@ -226,7 +237,7 @@ impl Network {
         to: &PeerKey,
         class: Class,
         len: usize,
-    ) -> Result<&mpsc::Sender<Bytes>, SendError> {
+    ) -> Result<(&mpsc::Sender<Bytes>, &AtomicUsize), SendError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
@@ -235,26 +246,45 @@ impl Network {
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
-        Ok(&peer.queues[class.index()])
+        Ok((&peer.queues[class.index()], &peer.bytes[class.index()]))
     }
 
     /// Queue a frame without waiting. Callable from any thread, inside a runtime or not.
+    /// `Full` when the peer's queue for `class` holds `queue_frames` frames or the frame
+    /// would take it past `queue_bytes`.
     pub fn try_send(&self, to: &PeerKey, class: Class, payload: Bytes) -> Result<(), SendError> {
-        let queue = self.queue(to, class, payload.len())?;
+        let (queue, bytes) = self.queue(to, class, payload.len())?;
+        let len = payload.len();
+        let before = bytes.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > self.inner.shared.queue_bytes {
+            bytes.fetch_sub(len, Ordering::AcqRel);
+            self.inner.shared.stats.count_dropped_full(class);
+            return Err(SendError::Full);
+        }
         match queue.try_send(payload) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
+                bytes.fetch_sub(len, Ordering::AcqRel);
                 self.inner.shared.stats.count_dropped_full(class);
                 Err(SendError::Full)
             }
-            Err(TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(TrySendError::Closed(_)) => {
+                bytes.fetch_sub(len, Ordering::AcqRel);
+                Err(SendError::Closed)
+            }
         }
     }
 
-    /// Queue a frame, waiting while the peer's queue for `class` is full.
+    /// Queue a frame, waiting while the peer's queue for `class` is full (in frames; its
+    /// bytes are counted but not waited on).
     pub async fn send(&self, to: &PeerKey, class: Class, payload: Bytes) -> Result<(), SendError> {
-        let queue = self.queue(to, class, payload.len())?;
-        queue.send(payload).await.map_err(|_| SendError::Closed)
+        let (queue, bytes) = self.queue(to, class, payload.len())?;
+        let len = payload.len();
+        bytes.fetch_add(len, Ordering::AcqRel);
+        queue.send(payload).await.map_err(|_| {
+            bytes.fetch_sub(len, Ordering::AcqRel);
+            SendError::Closed
+        })
     }
 
     /// Queue a frame to every configured peer without waiting; returns how many queued it.
@@ -328,6 +358,13 @@ fn validate(cfg: &NetConfig) -> Result<(), NetError> {
             "max_frame_bytes is {}; it must be between 1 and {} (the u32 length prefix)",
             cfg.max_frame_bytes,
             u32::MAX
+        )));
+    }
+    if cfg.queue_bytes < cfg.max_frame_bytes {
+        return Err(NetError::Config(format!(
+            "queue_bytes is {}; it must be at least max_frame_bytes ({}), or a largest frame \
+             could never be queued",
+            cfg.queue_bytes, cfg.max_frame_bytes
         )));
     }
     if cfg.queue_frames == 0 || cfg.queue_frames > tokio::sync::Semaphore::MAX_PERMITS {
@@ -448,6 +485,8 @@ struct PeerTask {
     key: PeerKey,
     shared: Arc<Shared>,
     queues: [Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>; 3],
+    /// Payload bytes in each queue (decremented as the writer takes frames).
+    bytes: [Arc<AtomicUsize>; 3],
     reconnect_min: Duration,
     reconnect_max: Duration,
 }
@@ -530,6 +569,7 @@ impl PeerTask {
                 conn.clone(),
                 class,
                 self.queues[class.index()].clone(),
+                self.bytes[class.index()].clone(),
                 self.shared.clone(),
                 self.key,
             ));
@@ -593,6 +633,7 @@ async fn write_class(
     conn: Connection,
     class: Class,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
+    queued: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     peer: PeerKey,
 ) -> Result<(), String> {
@@ -612,6 +653,7 @@ async fn write_class(
         shared: &shared,
         chunks: Vec::with_capacity(2 * WRITE_BATCH),
         pending: 0,
+        queued: &queued,
     };
     match shared.faults {
         None => writer.run_plain(&conn, &mut queue).await,
@@ -626,9 +668,15 @@ struct FrameWriter<'a> {
     shared: &'a Shared,
     chunks: Vec<Bytes>,
     pending: u64,
+    queued: &'a AtomicUsize,
 }
 
 impl FrameWriter<'_> {
+    /// A frame left the queue: its bytes no longer count against the queue's bound.
+    fn taken(&self, frame: &Bytes) {
+        self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
+    }
+
     fn push(&mut self, frame: Bytes) -> Result<(), String> {
         // `try_send`/`send` refuse frames over max_frame_bytes, which is at most u32::MAX.
         let len = u32::try_from(frame.len())
@@ -665,10 +713,14 @@ impl FrameWriter<'_> {
                 frame = queue.recv() => frame,
             };
             let Some(frame) = frame else { return Ok(()) };
+            self.taken(&frame);
             self.push(frame)?;
             while self.pending < WRITE_BATCH as u64 {
                 match queue.try_recv() {
-                    Ok(frame) => self.push(frame)?,
+                    Ok(frame) => {
+                        self.taken(&frame);
+                        self.push(frame)?
+                    }
                     Err(_) => break,
                 }
             }
@@ -710,6 +762,7 @@ impl FrameWriter<'_> {
                 }
                 frame = queue.recv(), if delayed.len() < self.shared.queue_frames => {
                     let Some(frame) = frame else { return Ok(()) };
+                    self.taken(&frame);
                     if faults.loss > 0.0 && rng.gen_bool(faults.loss) {
                         self.shared.stats.count_dropped_fault();
                         continue;

@@ -367,6 +367,63 @@ async fn full_queue_refuses_try_send_and_send_waits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_bounded_in_bytes_and_drain_as_frames_leave() {
+    const FRAME: usize = 256 * 1024;
+    let ids = sorted_secrets(2);
+    // The sender dials; the peer is not up yet, so nothing leaves the queue.
+    let (sender, peer) = (ids[0], ids[1]);
+    let peer_addr = free_addr();
+    let mut cfg = config(
+        sender.0,
+        any_port(),
+        vec![PeerConfig {
+            key: peer.1,
+            addr: peer_addr,
+        }],
+    );
+    cfg.max_frame_bytes = FRAME;
+    cfg.queue_bytes = 4 * FRAME;
+    let (net, _rx) = start(cfg).await;
+    let big = Bytes::from(vec![7u8; FRAME]);
+    for _ in 0..4 {
+        net.try_send(&peer.1, Class::Sync, big.clone())
+            .expect("room for four frames");
+    }
+    // Far below the frame bound, but over the byte bound.
+    assert_eq!(
+        net.try_send(&peer.1, Class::Sync, Bytes::from_static(b"x")),
+        Err(SendError::Full)
+    );
+    assert_eq!(net.stats().dropped_full.sync, 1);
+    // Other classes have their own budgets.
+    net.try_send(&peer.1, Class::Consensus, big.clone())
+        .expect("consensus budget is separate");
+    // The peer comes up, the queue drains, and the budget is free again.
+    let (peer_net, mut peer_rx) = start(config(
+        peer.0,
+        peer_addr,
+        vec![PeerConfig {
+            key: sender.1,
+            addr: net.local_addr(),
+        }],
+    ))
+    .await;
+    for _ in 0..4 {
+        assert_eq!(recv(&mut peer_rx.sync).await.payload.len(), FRAME);
+    }
+    net.try_send(&peer.1, Class::Sync, big.clone())
+        .expect("the drained queue takes frames again");
+    assert_eq!(recv(&mut peer_rx.sync).await.payload.len(), FRAME);
+    // A byte bound below the frame bound is refused up front.
+    let mut bad = config(ids[0].0, any_port(), Vec::new());
+    bad.max_frame_bytes = FRAME;
+    bad.queue_bytes = FRAME - 1;
+    assert!(Network::start(bad).await.is_err());
+    net.shutdown().await;
+    peer_net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_errors_are_typed() {
     let ids = sorted_secrets(2);
     let mut cfg = config(
@@ -530,6 +587,8 @@ async fn consensus_overtakes_a_sync_flood() {
         }],
     );
     cfg.queue_frames = SYNC_FRAMES;
+    // The flood is the point here: let the queue hold all of it.
+    cfg.queue_bytes = SYNC_FRAMES * 256 * 1024;
     let (tx_net, _tx_rx) = start(cfg).await;
     wait_until("connection", || tx_net.connected().contains(&receiver.1)).await;
 
