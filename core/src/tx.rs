@@ -1,13 +1,16 @@
 //! Transactions: a canonical body signed by an ed25519 account key, and the access set each
 //! kind declares for the parallel executor.
 
+use crate::certificate::VoteData;
 use crate::codec::{BoundedVec, Decode, Encode};
 use crate::hash::{hash_encoded, Digest, Domain};
 use crate::header::CertifiedHeader;
-use crate::ids::{Address, Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use crate::ids::{
+    Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round, Sequence, ValidatorId,
+};
 use crate::keys::{
     verify_account_batch, AccountPublicKey, AccountSecretKey, AccountSignature, BlsPublicKey,
-    KeyError, ProofOfPossession,
+    BlsSignature, KeyError, ProofOfPossession,
 };
 use crate::merkle::MerkleProof;
 
@@ -110,6 +113,105 @@ pub struct NonDeliveryProof {
     pub inclusion: MerkleProof,
 }
 
+/// One validator's signature of a vote, as evidence carries it: the signed [`VoteData`] and
+/// the BLS signature of [`VoteData::signing_message`] (the very message consensus signs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedVote {
+    /// What was voted for.
+    pub data: VoteData,
+    /// The validator's signature of `data.signing_message()`.
+    pub signature: BlsSignature,
+}
+
+/// Proof that one validator key signed votes for two different blocks in the same round of the
+/// same epoch of the same chain: the offence a `ReportEquivocation` transaction is slashed on.
+/// Votes only: a proposal's signing message belongs to `banyan-consensus`, which `core` does
+/// not depend on.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct VoteEquivocation {
+    /// The key that signed both votes.
+    pub validator_key: BlsPublicKey,
+    /// One vote.
+    pub first: SignedVote,
+    /// The other vote: same chain, epoch and round, another block.
+    pub second: SignedVote,
+}
+
+/// Which vote of a [`VoteEquivocation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhichVote {
+    /// [`VoteEquivocation::first`].
+    First,
+    /// [`VoteEquivocation::second`].
+    Second,
+}
+
+/// Why a [`VoteEquivocation`] proves nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    /// The votes are of different chains, epochs or rounds: voting in two rounds is allowed.
+    #[error("the votes are for different (chain, epoch, round) slots: no conflict")]
+    DifferentSlots,
+    /// Both votes name the same block: voting twice for one block is no conflict.
+    #[error("both votes name the same block: no conflict")]
+    SameBlock,
+    /// A signature does not verify under the validator key.
+    #[error("the {0:?} vote's signature does not verify under the validator key")]
+    BadSignature(WhichVote),
+}
+
+impl VoteEquivocation {
+    /// Check the evidence on its own: both votes in one (chain, epoch, round), naming different
+    /// blocks, both signatures valid under `validator_key` (the rules of the consensus
+    /// double-vote detector). Whether the key belongs to a staked validator is the ledger's
+    /// question.
+    pub fn verify(&self) -> Result<(), EvidenceError> {
+        let (a, b) = (&self.first.data, &self.second.data);
+        if (a.chain, a.epoch, a.round) != (b.chain, b.epoch, b.round) {
+            return Err(EvidenceError::DifferentSlots);
+        }
+        if a.block == b.block {
+            return Err(EvidenceError::SameBlock);
+        }
+        for (vote, which) in [
+            (&self.first, WhichVote::First),
+            (&self.second, WhichVote::Second),
+        ] {
+            vote.signature
+                .verify(vote.data.signing_message().as_bytes(), &self.validator_key)
+                .map_err(|_| EvidenceError::BadSignature(which))?;
+        }
+        Ok(())
+    }
+
+    /// The slot both votes claim: (chain, epoch, round) of the first.
+    pub fn slot(&self) -> (ChainId, Epoch, Round) {
+        let d = &self.first.data;
+        (d.chain, d.epoch, d.round)
+    }
+
+    /// The offending validator's id (the hash of its key).
+    pub fn validator_id(&self) -> ValidatorId {
+        self.validator_key.validator_id()
+    }
+
+    /// The id of the offence charged to `offender`'s stake: the same for every pair of
+    /// conflicting votes of one key in one slot, so one offence is punished once per account.
+    pub fn offense_id(&self, offender: &Address) -> Digest {
+        let (chain, epoch, round) = self.slot();
+        hash_encoded(
+            Domain::Custom("banyan/offense"),
+            &(
+                *offender,
+                *self.validator_key.as_bytes(),
+                chain,
+                epoch,
+                round,
+            ),
+        )
+    }
+}
+
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum TxKind {
@@ -131,7 +233,9 @@ pub enum TxKind {
         /// Stake added.
         amount: Amount,
     },
-    /// Withdraw stake; leaves the set at the next epoch when it reaches zero.
+    /// Withdraw stake: it stops counting at the next epoch (the validator leaves the set when
+    /// its stake reaches zero) and is paid back after the chain's unbonding period, slashable
+    /// until then.
     Unstake {
         /// Stake withdrawn.
         amount: Amount,
@@ -182,6 +286,15 @@ pub enum TxKind {
         /// Proof of non-delivery.
         proof: Box<NonDeliveryProof>,
     },
+    /// Report a validator that signed two conflicting votes; anyone may send it. The account
+    /// `offender`, whose validator record holds the key that signed, is slashed, and the key
+    /// is jailed.
+    ReportEquivocation {
+        /// The account whose stake (and unbonding stake) backs the key.
+        offender: Address,
+        /// The two votes (boxed: the largest kind after `Stake`).
+        evidence: Box<VoteEquivocation>,
+    },
 }
 
 /// A piece of state a transaction may read or write.
@@ -209,6 +322,12 @@ pub enum StateKey {
     ChannelPending(ChainId),
     /// The light client of a chain.
     LightClient(ChainId),
+    /// An account's unstaked coins waiting out the unbonding period.
+    Unbonding(Address),
+    /// Whether a validator (by id) is jailed for equivocation: out of every committee for good.
+    Jailed(ValidatorId),
+    /// An equivocation already punished ([`VoteEquivocation::offense_id`]).
+    Offense(Digest),
 }
 
 /// The keys a transaction reads and writes. A key written is not listed again as read.
@@ -323,6 +442,17 @@ impl SignedTx {
     /// Check many signatures in one batch; on failure, find the bad ones one by one.
     pub fn verify_batch(txs: &[SignedTx]) -> Result<(), BadSignatures> {
         let ids: Vec<Digest> = txs.iter().map(|t| t.id()).collect();
+        let refs: Vec<&SignedTx> = txs.iter().collect();
+        Self::verify_batch_with_ids(&refs, &ids)
+    }
+
+    /// [`verify_batch`](Self::verify_batch) for a caller that holds the transactions by
+    /// reference and has computed their ids already (`ids[i]` must be `txs[i].id()`; a
+    /// transaction without its id, or with another, is reported bad).
+    pub fn verify_batch_with_ids(txs: &[&SignedTx], ids: &[Digest]) -> Result<(), BadSignatures> {
+        if txs.len() != ids.len() {
+            return Err(BadSignatures((0..txs.len()).collect()));
+        }
         let msgs: Vec<&[u8]> = ids.iter().map(|d| &d.0[..]).collect();
         let sigs: Vec<AccountSignature> = txs.iter().map(|t| t.signature).collect();
         let keys: Vec<AccountPublicKey> = txs.iter().map(|t| t.body.sender).collect();
@@ -349,8 +479,13 @@ impl SignedTx {
                 set.write(StateKey::Balance(sender, *asset));
                 set.write(StateKey::Balance(*to, *asset));
             }
-            TxKind::Stake { .. } | TxKind::Unstake { .. } => {
+            TxKind::Stake { validator_key, .. } => {
                 set.write(StateKey::Validator(sender));
+                set.read(StateKey::Jailed(validator_key.validator_id()));
+            }
+            TxKind::Unstake { .. } => {
+                set.write(StateKey::Validator(sender));
+                set.write(StateKey::Unbonding(sender));
             }
             TxKind::SpawnSidechain { .. } => set.write(StateKey::SidechainRegistry),
             TxKind::RetireSidechain { chain } => {
@@ -380,6 +515,12 @@ impl SignedTx {
                 set.write(StateKey::ChannelPending(packet.destination));
                 set.write(StateKey::Balance(packet.sender, local));
                 set.write(StateKey::Escrow(packet.destination, local));
+            }
+            TxKind::ReportEquivocation { offender, evidence } => {
+                set.write(StateKey::Validator(*offender));
+                set.write(StateKey::Unbonding(*offender));
+                set.write(StateKey::Jailed(evidence.validator_id()));
+                set.write(StateKey::Offense(evidence.offense_id(offender)));
             }
         }
         debug_assert!(set.reads.len() + set.writes.len() <= MAX_ACCESS_KEYS);

@@ -312,6 +312,20 @@ fn ed25519_signatures_and_batches() {
         banyan_core::tx::SignedTx::verify_batch(&bad),
         Err(banyan_core::tx::BadSignatures(vec![13]))
     );
+    // With ids the caller computed: the right ids pass; an id swapped with another
+    // transaction's names exactly those two; ids missing fail the whole batch.
+    let refs: Vec<&banyan_core::tx::SignedTx> = txs.iter().collect();
+    let mut ids: Vec<_> = txs.iter().map(|t| t.id()).collect();
+    banyan_core::tx::SignedTx::verify_batch_with_ids(&refs, &ids).expect("valid batch");
+    ids.swap(3, 7);
+    assert_eq!(
+        banyan_core::tx::SignedTx::verify_batch_with_ids(&refs, &ids),
+        Err(banyan_core::tx::BadSignatures(vec![3, 7]))
+    );
+    assert_eq!(
+        banyan_core::tx::SignedTx::verify_batch_with_ids(&refs[..2], &ids[..1]),
+        Err(banyan_core::tx::BadSignatures(vec![0, 1]))
+    );
     // A body changed after signing (replay on another chain) fails.
     let mut other_chain = txs[0].clone();
     other_chain.body.chain = ChainId(9);

@@ -39,6 +39,9 @@ pub(crate) fn fold(key: &StateKey) -> u64 {
         StateKey::ChannelReceive(c) => (9, u64::from(c.0), 0),
         StateKey::ChannelPending(c) => (10, u64::from(c.0), 0),
         StateKey::LightClient(c) => (11, u64::from(c.0), 0),
+        StateKey::Unbonding(x) => (12, word(&x.0), 0),
+        StateKey::Jailed(d) => (13, word(&d.0), 0),
+        StateKey::Offense(d) => (14, word(&d.0), 0),
     };
     a ^ b.rotate_left(29).wrapping_mul(M) ^ tag.wrapping_mul(M).rotate_left(7)
 }

@@ -2,7 +2,8 @@
 //! staking records, the sidechain registry, and the state side of cross-chain packets.
 //!
 //! [`Ledger`] implements [`Vm`] over [`VerifiedTx`]. Main chain and sidechains run the same
-//! code, parametrised by the chain id, the block height and the packet proof check.
+//! code, parametrised by the chain id, the block height, the epoch, the [`StakingRules`] and
+//! the packet proof check.
 //!
 //! # Rules
 //!
@@ -19,34 +20,69 @@
 //! | kind | effect |
 //! |---|---|
 //! | `Transfer` | debit `amount` of `asset` from the sender, credit it to `to` (a transfer to oneself only checks the balance) |
-//! | `Stake` | debit native `amount`, add it to the sender's [`ValidatorRecord`]; the first stake sets the record's BLS key, later ones must name the same key |
-//! | `Unstake` | take `amount` off the record (clearing it at zero) and credit it back |
+//! | `Stake` | refused for a jailed key; debit native `amount`, add it to the sender's [`ValidatorRecord`]; the first stake sets the record's BLS key, later ones (also while coins are unbonding) must name the same key |
+//! | `Unstake` | take `amount` off the record's stake and add it to the sender's [`UnbondingEntry`], released from epoch `current + 1 + unbonding_epochs`; nothing is credited now |
+//! | `ReportEquivocation` | if the offender's record holds the key that signed, the evidence is about this chain, not older than the unbonding period and not punished yet: burn `slash_fraction_percent` of the record's stake and of the offender's unbonding coins, jail the key, record the offence |
 //! | `SpawnSidechain` | main chain only: debit the deposit, count one more sidechain (its id is the new count) |
 //! | `RetireSidechain` | main chain only: mark a spawned, active sidechain retired |
 //! | `CrossChainSend` | debit the asset, burn it if it goes home to its origin chain, else lock it in the channel's escrow; assign the channel's next sequence and record the packet as pending; the receipt carries the packet for the block's outbox |
 //! | `DeliverPacket` | if the proof is accepted, the packet is next in order and not expired: consume the sequence, then release the escrow (asset coming home) or mint the bridged asset, acknowledging `Success`, or `Failure(code)` when that credit cannot be made |
 //! | `AcknowledgePacket` / `TimeoutPacket` | if the proof is accepted and the packet is the oldest pending one: resolve it, refunding the sender on a failure acknowledgement or a timeout (re-mint if it was burned, else release the escrow) |
 //!
-//! Staking proofs of possession and transaction signatures are checked once, when a
+//! Staking proofs of possession, equivocation evidence (both vote signatures, one slot, two
+//! blocks: [`VoteEquivocation::verify`]) and transaction signatures are checked once, when a
 //! transaction becomes a [`VerifiedTx`], not during execution. Proofs about other chains'
 //! blocks (packet inclusion, acknowledgements, non-delivery) are checked by the
 //! [`PacketProofs`] the ledger is built with: light clients belong to the relay, the ledger only
 //! asks the question and applies the answer deterministically.
 //!
-//! Not decided here: who may retire a sidechain (the registry records no owner), unbonding
-//! delays, and the closing of an ordered channel after a timeout. Those belong to the main
-//! chain and the relay.
+//! Not decided here: who may retire a sidechain (the registry records no owner) and the
+//! closing of an ordered channel after a timeout. Those belong to the main chain and the relay.
+//!
+//! # Staking: bonded, unbonding, slashed
+//!
+//! Native coins of an account are *liquid* (its balance), *bonded* (its [`ValidatorRecord`]'s
+//! stake, counted for the committee) or *unbonding* (its [`UnbondingEntry`]: unstaked, no
+//! longer counted, not yet paid). Epochs are the chain's: the block at height `h > 0` is in
+//! epoch `(h - 1) / epoch_length`, which the chain passes to [`Ledger::with_staking`].
+//!
+//! - An unstake in epoch `e` stops counting at the committee of epoch `e + 1` (committees are
+//!   drawn from the state after an epoch's last block) and is paid at the start of epoch
+//!   `e + 1 + unbonding_epochs`: [`end_of_epoch`], run by the chain after the transactions of
+//!   the block that ends epoch `r - 1`, credits every entry whose release epoch is at most
+//!   `r` to its account's balance. Its writes are part of that block's state root. A later
+//!   unstake adds to the account's one entry and moves its release to the later epoch.
+//! - Unbonding coins stay slashable: an offence committed in epoch `o` can be reported until
+//!   the end of epoch `o + unbonding_epochs`, the last epoch in which coins bonded during `o`
+//!   may still be unbonding ([`Failure::EvidenceExpired`] after that).
+//! - A slash takes `floor(amount * slash_fraction_percent / 100)` of the offender's stake and
+//!   of its unbonding coins and **burns** it (no key is credited; the receipt's
+//!   [`Effect::Slashed`] says how much). The key is jailed for good ([`StateKey::Jailed`]): the
+//!   registry leaves it out of every committee from the next epoch boundary on, and it cannot
+//!   stake again; the accounts backing it may still unstake what is left. The offence is
+//!   recorded per (account, key, chain, epoch, round) ([`StateKey::Offense`]), so the same
+//!   evidence, or any other pair of votes of that slot, is refused the second time
+//!   ([`Failure::AlreadySlashed`]).
+//!
+//! Supply: [`native_supply`] (balances + stakes + unbonding coins + escrows of the native
+//! coin) is moved between its parts by stake, unstake and release, and lowered by staking only
+//! through the part a slash burns. Outside staking, fees (debited, credited to no key),
+//! sidechain deposits and cross-chain burns and mints change it.
 
 use crate::error::AccessError;
+use crate::state::State;
 use crate::value::{
-    LightClientState, PendingPackets, SidechainStatus, StateValue, ValidatorRecord,
+    LightClientState, PendingPackets, SidechainStatus, StateValue, UnbondingEntry, ValidatorRecord,
 };
 use crate::vm::{TxView, Vm};
-use banyan_core::ids::{Address, Amount, AmountError, AssetId, ChainId, Height, Nonce, Sequence};
+use banyan_core::hash::Digest;
+use banyan_core::ids::{
+    Address, Amount, AmountError, AssetId, ChainId, Epoch, Height, Nonce, Sequence,
+};
 use banyan_core::keys::{BlsPublicKey, KeyError};
 use banyan_core::tx::{
-    AccessSet, Acknowledgement, AssetOrigin, NonDeliveryProof, Packet, PacketProof,
-    SidechainParams, SignedTx, StateKey, TxKind,
+    AccessSet, Acknowledgement, AssetOrigin, EvidenceError, NonDeliveryProof, Packet, PacketProof,
+    SidechainParams, SignedTx, StateKey, TxKind, VoteEquivocation,
 };
 
 /// Acknowledgement code: the escrow on the channel holds less than the packet releases.
@@ -55,6 +91,70 @@ pub const ACK_ESCROW_SHORTFALL: u16 = 1;
 pub const ACK_OVERFLOW: u16 = 2;
 /// Acknowledgement code: the local asset id is already recorded with another origin.
 pub const ACK_ORIGIN_CONFLICT: u16 = 3;
+
+/// Epochs unstaked coins wait after leaving the committee, unless the chain says otherwise.
+pub const DEFAULT_UNBONDING_EPOCHS: u64 = 14;
+/// Most epochs an unbonding period may last (a chain parameter above it is refused).
+pub const MAX_UNBONDING_EPOCHS: u64 = 1 << 20;
+/// Percent of an equivocating validator's stake and unbonding coins burned, unless the chain
+/// says otherwise.
+pub const DEFAULT_SLASH_FRACTION_PERCENT: u8 = 5;
+/// The most a slash may take, in percent.
+pub const MAX_SLASH_FRACTION_PERCENT: u8 = 100;
+
+/// A chain's staking parameters (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StakingRules {
+    /// Epochs unstaked coins stay unbonding (and slashable) after the validator has left
+    /// the committee; `0` pays them at the boundary where it leaves.
+    pub unbonding_epochs: u64,
+    /// Percent (`0 ..= 100`) of the offender's stake and unbonding coins a proven
+    /// equivocation burns.
+    pub slash_fraction_percent: u8,
+}
+
+impl Default for StakingRules {
+    fn default() -> Self {
+        StakingRules {
+            unbonding_epochs: DEFAULT_UNBONDING_EPOCHS,
+            slash_fraction_percent: DEFAULT_SLASH_FRACTION_PERCENT,
+        }
+    }
+}
+
+/// A staking parameter out of range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StakingRulesError {
+    /// The unbonding period is longer than [`MAX_UNBONDING_EPOCHS`].
+    #[error("unbonding_epochs {0} exceeds the maximum of {MAX_UNBONDING_EPOCHS}")]
+    UnbondingTooLong(u64),
+    /// The slash fraction is above 100 percent.
+    #[error("slash_fraction_percent {0} exceeds {MAX_SLASH_FRACTION_PERCENT}")]
+    SlashFractionTooLarge(u8),
+}
+
+impl StakingRules {
+    /// Check the parameters are in range.
+    pub fn validate(&self) -> Result<(), StakingRulesError> {
+        if self.unbonding_epochs > MAX_UNBONDING_EPOCHS {
+            return Err(StakingRulesError::UnbondingTooLong(self.unbonding_epochs));
+        }
+        if self.slash_fraction_percent > MAX_SLASH_FRACTION_PERCENT {
+            return Err(StakingRulesError::SlashFractionTooLarge(
+                self.slash_fraction_percent,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The part of `amount` a slash burns: `floor(amount * percent / 100)`, without overflow.
+    pub fn slashed_part(&self, amount: Amount) -> Amount {
+        let p = u128::from(self.slash_fraction_percent.min(MAX_SLASH_FRACTION_PERCENT));
+        // amount = 100q + r: floor(amount * p / 100) = q * p + floor(r * p / 100), and
+        // q * p <= amount when p <= 100, so nothing overflows.
+        Amount((amount.0 / 100) * p + (amount.0 % 100) * p / 100)
+    }
+}
 
 /// A signed transaction whose signature (and, for a stake, the proof of possession of the
 /// validator key) has been checked, with its sender's address computed once.
@@ -81,15 +181,41 @@ pub enum VerifyError {
         /// What failed.
         source: KeyError,
     },
+    /// An equivocation report's evidence proves nothing (see [`VoteEquivocation::verify`]).
+    #[error("transaction {index}: bad equivocation evidence: {source}")]
+    BadEvidence {
+        /// Position in the batch.
+        index: usize,
+        /// What is wrong with it.
+        source: EvidenceError,
+    },
+}
+
+impl VerifyError {
+    /// Position in the batch of the transaction refused.
+    pub fn index(&self) -> usize {
+        match self {
+            VerifyError::BadSignature { index }
+            | VerifyError::BadProofOfPossession { index, .. }
+            | VerifyError::BadEvidence { index, .. } => *index,
+        }
+    }
 }
 
 fn check_stateless(index: usize, tx: &SignedTx) -> Result<(), VerifyError> {
-    if let TxKind::Stake {
-        validator_key, pop, ..
-    } = &tx.body.kind
-    {
-        pop.verify(validator_key)
-            .map_err(|source| VerifyError::BadProofOfPossession { index, source })?;
+    match &tx.body.kind {
+        TxKind::Stake {
+            validator_key, pop, ..
+        } => {
+            pop.verify(validator_key)
+                .map_err(|source| VerifyError::BadProofOfPossession { index, source })?;
+        }
+        TxKind::ReportEquivocation { evidence, .. } => {
+            evidence
+                .verify()
+                .map_err(|source| VerifyError::BadEvidence { index, source })?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -105,14 +231,24 @@ impl VerifiedTx {
 
     /// Check many transactions (signatures in one batch); the error names the first bad one.
     pub fn verify_batch(txs: Vec<SignedTx>) -> Result<Vec<Self>, VerifyError> {
-        if let Err(bad) = SignedTx::verify_batch(&txs) {
+        let ids: Vec<Digest> = txs.iter().map(SignedTx::id).collect();
+        let refs: Vec<&SignedTx> = txs.iter().collect();
+        Self::check_batch(&refs, &ids)?;
+        Ok(txs.into_iter().map(Self::assume_verified).collect())
+    }
+
+    /// The checks of [`verify_batch`](Self::verify_batch), for a caller that keeps the
+    /// transactions and has computed their ids already (`ids[i]` must be `txs[i].id()`):
+    /// nothing is copied and no id is hashed again. The error names the first bad one.
+    pub fn check_batch(txs: &[&SignedTx], ids: &[Digest]) -> Result<(), VerifyError> {
+        if let Err(bad) = SignedTx::verify_batch_with_ids(txs, ids) {
             let index = bad.0.first().copied().unwrap_or(0);
             return Err(VerifyError::BadSignature { index });
         }
         for (index, tx) in txs.iter().enumerate() {
             check_stateless(index, tx)?;
         }
-        Ok(txs.into_iter().map(Self::assume_verified).collect())
+        Ok(())
     }
 
     /// Wrap a transaction whose signature and stateless checks the caller has already done
@@ -227,8 +363,15 @@ pub enum Effect {
     Transferred,
     /// Stake added.
     Staked,
-    /// Stake withdrawn.
+    /// Stake withdrawn into the sender's unbonding entry.
     Unstaked,
+    /// An equivocation punished.
+    Slashed {
+        /// The account slashed.
+        offender: Address,
+        /// Coins burned (from its stake and its unbonding coins together).
+        burned: Amount,
+    },
     /// A sidechain spawned with this id.
     SidechainSpawned(ChainId),
     /// A sidechain retired.
@@ -333,6 +476,22 @@ pub enum Failure {
         /// What was needed.
         need: Amount,
     },
+    /// A stake with a key jailed for equivocation.
+    ValidatorJailed,
+    /// Evidence against an account whose record does not hold the key that signed, or that
+    /// has neither stake nor unbonding coins.
+    UnknownValidator,
+    /// Evidence of an offence already punished on this account.
+    AlreadySlashed,
+    /// Evidence about votes of another chain.
+    EvidenceOfOtherChain,
+    /// Evidence older than the unbonding period.
+    EvidenceExpired {
+        /// The epoch of the offence.
+        offense: Epoch,
+        /// The current epoch.
+        now: Epoch,
+    },
 }
 
 impl Failure {
@@ -355,22 +514,94 @@ pub fn total_fees(receipts: &[Receipt]) -> Result<Amount, AmountError> {
         .try_fold(Amount::ZERO, |sum, r| sum.checked_add(r.fee_charged))
 }
 
+/// The sum of the native coin held as balances, stakes, unbonding coins and escrows: what
+/// staking never changes except by burning a slash (see the module docs).
+pub fn native_supply(state: &State) -> Result<Amount, AmountError> {
+    state
+        .sorted_entries()
+        .iter()
+        .try_fold(Amount::ZERO, |sum, (k, v)| match (k, v) {
+            (StateKey::Balance(_, a), StateValue::Amount(x))
+            | (StateKey::Escrow(_, a), StateValue::Amount(x))
+                if *a == AssetId::NATIVE =>
+            {
+                sum.checked_add(*x)
+            }
+            (StateKey::Validator(_), StateValue::Validator(r)) => sum.checked_add(r.stake),
+            (StateKey::Unbonding(_), StateValue::Unbonding(u)) => sum.checked_add(u.amount),
+            _ => Ok(sum),
+        })
+}
+
+/// The state changes that end epoch `ending`, applied by the chain after the transactions of
+/// the epoch's last block (and covered by that block's state root): every unbonding entry
+/// whose release epoch is at most `ending + 1` is credited to its account's native balance
+/// and removed, and a validator record left with neither stake nor unbonding coins is
+/// cleared. In key order; each key appears once. An entry whose credit would overflow the
+/// balance (impossible while the supply fits in 128 bits) stays for the next boundary.
+pub fn end_of_epoch(state: &State, ending: Epoch) -> Vec<(StateKey, StateValue)> {
+    let next = ending.0.saturating_add(1);
+    let mut writes = Vec::new();
+    for (key, value) in state.sorted_entries() {
+        let (StateKey::Unbonding(account), StateValue::Unbonding(entry)) = (key, value) else {
+            continue;
+        };
+        if entry.release_epoch.0 > next {
+            continue;
+        }
+        let balance_key = StateKey::Balance(account, AssetId::NATIVE);
+        let balance = match state.get(&balance_key) {
+            StateValue::Amount(a) => a,
+            _ => Amount::ZERO,
+        };
+        let Ok(credited) = balance.checked_add(entry.amount) else {
+            continue;
+        };
+        writes.push((balance_key, StateValue::Amount(credited)));
+        writes.push((key, StateValue::Unbonding(UnbondingEntry::default())));
+        let record_key = StateKey::Validator(account);
+        if let StateValue::Validator(r) = state.get(&record_key) {
+            if r.stake == Amount::ZERO && r != ValidatorRecord::default() {
+                writes.push((
+                    record_key,
+                    StateValue::Validator(ValidatorRecord::default()),
+                ));
+            }
+        }
+    }
+    writes
+}
+
 /// The shared ledger semantics for one block of one chain.
 #[derive(Clone, Debug)]
 pub struct Ledger<P = RejectAllProofs> {
     chain: ChainId,
     height: Height,
+    epoch: Epoch,
+    staking: StakingRules,
     proofs: P,
 }
 
 impl<P: PacketProofs> Ledger<P> {
     /// The ledger of `chain` executing its block at `height`, checking packet proofs with
-    /// `proofs`.
+    /// `proofs`; epoch 0 and the default [`StakingRules`] until
+    /// [`with_staking`](Self::with_staking) says otherwise.
     pub fn new(chain: ChainId, height: Height, proofs: P) -> Self {
         Ledger {
             chain,
             height,
+            epoch: Epoch(0),
+            staking: StakingRules::default(),
             proofs,
+        }
+    }
+
+    /// The same ledger in `epoch` (the block's) under `rules`.
+    pub fn with_staking(self, rules: StakingRules, epoch: Epoch) -> Self {
+        Ledger {
+            epoch,
+            staking: rules,
+            ..self
         }
     }
 
@@ -382,6 +613,16 @@ impl<P: PacketProofs> Ledger<P> {
     /// The block height.
     pub fn height(&self) -> Height {
         self.height
+    }
+
+    /// The block's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The staking rules.
+    pub fn staking(&self) -> StakingRules {
+        self.staking
     }
 }
 
@@ -413,8 +654,13 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
             put_write(set, StateKey::Balance(sender, *asset));
             put_write(set, StateKey::Balance(*to, *asset));
         }
-        TxKind::Stake { .. } | TxKind::Unstake { .. } => {
+        TxKind::Stake { validator_key, .. } => {
             put_write(set, StateKey::Validator(sender));
+            put_read(set, StateKey::Jailed(validator_key.validator_id()));
+        }
+        TxKind::Unstake { .. } => {
+            put_write(set, StateKey::Validator(sender));
+            put_write(set, StateKey::Unbonding(sender));
         }
         TxKind::SpawnSidechain { .. } => put_write(set, StateKey::SidechainRegistry),
         TxKind::RetireSidechain { chain } => {
@@ -445,6 +691,12 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
             put_write(set, StateKey::Balance(packet.sender, local));
             put_write(set, StateKey::Escrow(packet.destination, local));
         }
+        TxKind::ReportEquivocation { offender, evidence } => {
+            put_write(set, StateKey::Validator(*offender));
+            put_write(set, StateKey::Unbonding(*offender));
+            put_write(set, StateKey::Jailed(evidence.validator_id()));
+            put_write(set, StateKey::Offense(evidence.offense_id(offender)));
+        }
     }
 }
 
@@ -464,6 +716,24 @@ fn pending<V: TxView>(view: &V, key: &StateKey) -> Result<PendingPackets, Access
         StateValue::Pending(p) => Ok(p),
         _ => Ok(PendingPackets::default()),
     }
+}
+
+fn validator_record<V: TxView>(view: &V, key: &StateKey) -> Result<ValidatorRecord, AccessError> {
+    match view.read(key)? {
+        StateValue::Validator(r) => Ok(r),
+        _ => Ok(ValidatorRecord::default()),
+    }
+}
+
+fn unbonding<V: TxView>(view: &V, key: &StateKey) -> Result<UnbondingEntry, AccessError> {
+    match view.read(key)? {
+        StateValue::Unbonding(u) => Ok(u),
+        _ => Ok(UnbondingEntry::default()),
+    }
+}
+
+fn flag<V: TxView>(view: &V, key: &StateKey) -> Result<bool, AccessError> {
+    Ok(matches!(view.read(key)?, StateValue::Flag(true)))
 }
 
 impl<P: PacketProofs> Ledger<P> {
@@ -505,6 +775,9 @@ impl<P: PacketProofs> Ledger<P> {
         if amount == Amount::ZERO {
             return Ok(Err(Failure::ZeroAmount));
         }
+        if flag(view, &StateKey::Jailed(validator_key.validator_id()))? {
+            return Ok(Err(Failure::ValidatorJailed));
+        }
         let native_key = StateKey::Balance(sender, AssetId::NATIVE);
         let native = view.read_amount(&native_key)?;
         let Ok(left) = native.checked_sub(amount) else {
@@ -514,11 +787,9 @@ impl<P: PacketProofs> Ledger<P> {
             }));
         };
         let record_key = StateKey::Validator(sender);
-        let mut record = match view.read(&record_key)? {
-            StateValue::Validator(r) => r,
-            _ => ValidatorRecord::default(),
-        };
-        if record.stake == Amount::ZERO {
+        let mut record = validator_record(view, &record_key)?;
+        // A record exists (key set) while there is stake or coins unbonding: its key stays.
+        if record == ValidatorRecord::default() {
             record.key = *validator_key.as_bytes();
         } else if record.key != *validator_key.as_bytes() {
             return Ok(Err(Failure::ValidatorKeyMismatch));
@@ -537,28 +808,103 @@ impl<P: PacketProofs> Ledger<P> {
             return Ok(Err(Failure::ZeroAmount));
         }
         let record_key = StateKey::Validator(sender);
-        let mut record = match view.read(&record_key)? {
-            StateValue::Validator(r) => r,
-            _ => ValidatorRecord::default(),
-        };
+        let record = validator_record(view, &record_key)?;
         let Ok(stake) = record.stake.checked_sub(amount) else {
             return Ok(Err(Failure::InsufficientStake {
                 have: record.stake,
                 need: amount,
             }));
         };
-        let native_key = StateKey::Balance(sender, AssetId::NATIVE);
-        let Ok(credited) = view.read_amount(&native_key)?.checked_add(amount) else {
+        let unbonding_key = StateKey::Unbonding(sender);
+        let entry = unbonding(view, &unbonding_key)?;
+        let Ok(waiting) = entry.amount.checked_add(amount) else {
             return Ok(Err(Failure::Overflow));
         };
-        record = if stake == Amount::ZERO {
+        // Counted for the committee until this epoch ends; paid `unbonding_epochs` after.
+        let Some(release) = self
+            .epoch
+            .0
+            .checked_add(1)
+            .and_then(|e| e.checked_add(self.staking.unbonding_epochs))
+        else {
+            return Ok(Err(Failure::Overflow));
+        };
+        let entry = UnbondingEntry {
+            amount: waiting,
+            release_epoch: Epoch(release.max(entry.release_epoch.0)),
+        };
+        // The record keeps its key (even at zero stake) while coins are unbonding.
+        view.write(
+            &record_key,
+            StateValue::Validator(ValidatorRecord { stake, ..record }),
+        )?;
+        view.write(&unbonding_key, StateValue::Unbonding(entry))?;
+        Ok(Ok(Effect::Unstaked))
+    }
+
+    fn report<V: TxView>(
+        &self,
+        view: &mut V,
+        offender: Address,
+        evidence: &VoteEquivocation,
+    ) -> Applied {
+        let (chain, offense, _) = evidence.slot();
+        if chain != self.chain {
+            return Ok(Err(Failure::EvidenceOfOtherChain));
+        }
+        if offense.0.saturating_add(self.staking.unbonding_epochs) < self.epoch.0 {
+            return Ok(Err(Failure::EvidenceExpired {
+                offense,
+                now: self.epoch,
+            }));
+        }
+        // A replay first: after a full slash the account may have no record left.
+        let offense_key = StateKey::Offense(evidence.offense_id(&offender));
+        if flag(view, &offense_key)? {
+            return Ok(Err(Failure::AlreadySlashed));
+        }
+        let record_key = StateKey::Validator(offender);
+        let record = validator_record(view, &record_key)?;
+        let unbonding_key = StateKey::Unbonding(offender);
+        let entry = unbonding(view, &unbonding_key)?;
+        if record.key != *evidence.validator_key.as_bytes()
+            || (record.stake == Amount::ZERO && entry.amount == Amount::ZERO)
+        {
+            return Ok(Err(Failure::UnknownValidator));
+        }
+        let from_stake = self.staking.slashed_part(record.stake);
+        let from_unbonding = self.staking.slashed_part(entry.amount);
+        // Each part is at most its whole, so neither subtraction can fail; the sum is at most
+        // the account's bonded plus unbonding coins.
+        let (Ok(stake), Ok(waiting), Ok(burned)) = (
+            record.stake.checked_sub(from_stake),
+            entry.amount.checked_sub(from_unbonding),
+            from_stake.checked_add(from_unbonding),
+        ) else {
+            return Ok(Err(Failure::Overflow));
+        };
+        // Nothing left: the record goes (its key stays jailed); an empty entry goes.
+        let record = if stake == Amount::ZERO && waiting == Amount::ZERO {
             ValidatorRecord::default()
         } else {
             ValidatorRecord { stake, ..record }
         };
-        view.write(&native_key, StateValue::Amount(credited))?;
+        let entry = if waiting == Amount::ZERO {
+            UnbondingEntry::default()
+        } else {
+            UnbondingEntry {
+                amount: waiting,
+                ..entry
+            }
+        };
         view.write(&record_key, StateValue::Validator(record))?;
-        Ok(Ok(Effect::Unstaked))
+        view.write(&unbonding_key, StateValue::Unbonding(entry))?;
+        view.write(
+            &StateKey::Jailed(evidence.validator_id()),
+            StateValue::Flag(true),
+        )?;
+        view.write(&offense_key, StateValue::Flag(true))?;
+        Ok(Ok(Effect::Slashed { offender, burned }))
     }
 
     fn spawn<V: TxView>(&self, view: &mut V, sender: Address, params: &SidechainParams) -> Applied {
@@ -936,6 +1282,9 @@ impl<P: PacketProofs> Vm for Ledger<P> {
                 self.acknowledge(view, packet, ack, proof)?
             }
             TxKind::TimeoutPacket { packet, proof } => self.timeout(view, packet, proof)?,
+            TxKind::ReportEquivocation { offender, evidence } => {
+                self.report(view, *offender, evidence)?
+            }
         };
         Ok(Receipt {
             outcome: match applied {

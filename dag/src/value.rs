@@ -8,7 +8,7 @@
 
 use banyan_core::codec::{Decode, Encode};
 use banyan_core::hash::Digest;
-use banyan_core::ids::{Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use banyan_core::ids::{Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
 use banyan_core::keys::BLS_PUBLIC_KEY_BYTES;
 use banyan_core::tx::{AssetOrigin, StateKey};
 
@@ -19,11 +19,26 @@ pub const MAX_VALUE_WORDS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 #[bincode(crate = "banyan_core::codec::bincode")]
 pub struct ValidatorRecord {
-    /// Stake locked.
+    /// Stake locked (bonded: it counts for the committee).
     pub stake: Amount,
     /// The validator's compressed BLS key, set by its first stake (all zero when absent). Its
-    /// proof of possession was checked when the staking transaction was verified.
+    /// proof of possession was checked when the staking transaction was verified. A record
+    /// whose stake is zero keeps its key while the account has coins unbonding, so that they
+    /// stay slashable.
     pub key: [u8; BLS_PUBLIC_KEY_BYTES],
+}
+
+/// Unstaked coins of one account on their way out: no longer bonded, not yet paid, still
+/// slashable. An account has at most one entry; a later unstake adds to it and moves its
+/// release to the later epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
+#[bincode(crate = "banyan_core::codec::bincode")]
+pub struct UnbondingEntry {
+    /// Coins waiting.
+    pub amount: Amount,
+    /// The epoch from which they are paid: they are credited by the block that ends the
+    /// epoch before it (the first epoch boundary at or after it).
+    pub release_epoch: Epoch,
 }
 
 impl Default for ValidatorRecord {
@@ -91,6 +106,10 @@ pub enum ValueKind {
     Pending,
     /// [`StateKey::LightClient`]: a [`LightClientState`].
     LightClient,
+    /// [`StateKey::Unbonding`]: an [`UnbondingEntry`].
+    Unbonding,
+    /// [`StateKey::Jailed`] and [`StateKey::Offense`]: a flag (set or not).
+    Flag,
 }
 
 impl ValueKind {
@@ -107,6 +126,8 @@ impl ValueKind {
             StateKey::ChannelSend(_) | StateKey::ChannelReceive(_) => ValueKind::Sequence,
             StateKey::ChannelPending(_) => ValueKind::Pending,
             StateKey::LightClient(_) => ValueKind::LightClient,
+            StateKey::Unbonding(_) => ValueKind::Unbonding,
+            StateKey::Jailed(_) | StateKey::Offense(_) => ValueKind::Flag,
         }
     }
 
@@ -114,8 +135,13 @@ impl ValueKind {
     #[inline]
     pub fn width(self) -> usize {
         match self {
-            ValueKind::Nonce | ValueKind::Counter | ValueKind::Sidechain | ValueKind::Sequence => 1,
+            ValueKind::Nonce
+            | ValueKind::Counter
+            | ValueKind::Sidechain
+            | ValueKind::Sequence
+            | ValueKind::Flag => 1,
             ValueKind::Amount | ValueKind::Pending => 2,
+            ValueKind::Unbonding => 3,
             ValueKind::Origin | ValueKind::LightClient => 5,
             ValueKind::Validator => 2 + BLS_PUBLIC_KEY_BYTES / 8,
         }
@@ -149,6 +175,10 @@ pub enum StateValue {
     Pending(PendingPackets),
     /// A light client's latest trusted header.
     LightClient(LightClientState),
+    /// Coins unbonding.
+    Unbonding(UnbondingEntry),
+    /// A flag: a jailed validator, a punished offence.
+    Flag(bool),
 }
 
 fn bytes_to_words<const N: usize>(bytes: &[u8; N], out: &mut [u64]) {
@@ -185,6 +215,8 @@ impl StateValue {
             StateValue::Sequence(_) => ValueKind::Sequence,
             StateValue::Pending(_) => ValueKind::Pending,
             StateValue::LightClient(_) => ValueKind::LightClient,
+            StateValue::Unbonding(_) => ValueKind::Unbonding,
+            StateValue::Flag(_) => ValueKind::Flag,
         }
     }
 
@@ -237,6 +269,12 @@ impl StateValue {
                 out[0] = c.height.0;
                 bytes_to_words(&c.header.0, &mut out[1..5]);
             }
+            StateValue::Unbonding(u) => {
+                out[0] = u.amount.0 as u64;
+                out[1] = (u.amount.0 >> 64) as u64;
+                out[2] = u.release_epoch.0;
+            }
+            StateValue::Flag(f) => out[0] = u64::from(*f),
         }
     }
 
@@ -286,6 +324,11 @@ impl StateValue {
                 height: Height(w(0)),
                 header: Digest(words_to_bytes(&[w(1), w(2), w(3), w(4)])),
             }),
+            ValueKind::Unbonding => StateValue::Unbonding(UnbondingEntry {
+                amount: amount(0),
+                release_epoch: Epoch(w(2)),
+            }),
+            ValueKind::Flag => StateValue::Flag(w(0) != 0),
         }
     }
 }

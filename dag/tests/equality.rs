@@ -158,6 +158,7 @@ fn generator_covers_every_kind_and_failure() {
                         Effect::PacketDelivered { .. } => "deliver",
                         Effect::PacketAcknowledged { .. } => "ack",
                         Effect::PacketTimedOut { .. } => "timeout",
+                        Effect::Slashed { .. } => "slash",
                     };
                     effects.insert(name);
                 }
@@ -171,6 +172,11 @@ fn generator_covers_every_kind_and_failure() {
                         Failure::ProofRejected => "proof",
                         Failure::OutOfOrder { .. } => "order",
                         Failure::NotPending => "not-pending",
+                        Failure::ValidatorJailed => "jailed",
+                        Failure::UnknownValidator => "unknown-validator",
+                        Failure::AlreadySlashed => "already-slashed",
+                        Failure::EvidenceOfOtherChain => "other-chain",
+                        Failure::EvidenceExpired { .. } => "expired",
                         _ => "other",
                     };
                     failures.insert(name);
@@ -180,6 +186,7 @@ fn generator_covers_every_kind_and_failure() {
     }
     for e in [
         "transfer", "stake", "unstake", "spawn", "retire", "send", "deliver", "ack", "timeout",
+        "slash",
     ] {
         assert!(effects.contains(e), "no applied {e} in {effects:?}");
     }
@@ -192,6 +199,11 @@ fn generator_covers_every_kind_and_failure() {
         "proof",
         "order",
         "not-pending",
+        "jailed",
+        "unknown-validator",
+        "already-slashed",
+        "other-chain",
+        "expired",
     ] {
         assert!(failures.contains(f), "no failure {f} in {failures:?}");
     }

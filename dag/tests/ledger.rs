@@ -2,15 +2,21 @@
 
 mod support;
 
-use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce, Sequence};
-use banyan_core::keys::AccountSignature;
+use banyan_core::certificate::VoteData;
+use banyan_core::hash::Digest;
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round, Sequence};
+use banyan_core::keys::{AccountSignature, BlsSecretKey};
 use banyan_core::tx::{
-    Acknowledgement, AssetOrigin, Packet, SidechainParams, SignedTx, StateKey, TxBody, TxKind,
+    Acknowledgement, AssetOrigin, EvidenceError, Packet, SidechainParams, SignedTx, SignedVote,
+    StateKey, TxBody, TxKind, VoteEquivocation, WhichVote,
 };
-use banyan_dag::ledger::{total_fees, Effect, Failure, Outcome, RejectAllProofs};
-use banyan_dag::value::{LightClientState, PendingPackets, ValidatorRecord};
+use banyan_dag::ledger::{
+    end_of_epoch, native_supply, total_fees, Effect, Failure, Outcome, RejectAllProofs,
+    StakingRules, VerifyError,
+};
+use banyan_dag::value::{LightClientState, PendingPackets, UnbondingEntry, ValidatorRecord};
 use banyan_dag::{Executor, Ledger, Receipt, Schedule, State, StateValue, VerifiedTx, Vm};
-use support::{bridged, foreign_asset, ledger, pool, random_block};
+use support::{bridged, foreign_asset, ledger, pool, random_block, EPOCH, HEIGHT, RULES};
 
 const MAIN: ChainId = ChainId::MAIN;
 
@@ -165,6 +171,28 @@ fn failures_are_deterministic_receipts() {
     assert!(Failure::Overflow.charges_fee());
 }
 
+fn record(state: &State, who: usize) -> ValidatorRecord {
+    match state.get(&StateKey::Validator(addr(who))) {
+        StateValue::Validator(r) => r,
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+fn unbonding(state: &State, who: usize) -> UnbondingEntry {
+    match state.get(&StateKey::Unbonding(addr(who))) {
+        StateValue::Unbonding(u) => u,
+        other => panic!("not an unbonding entry: {other:?}"),
+    }
+}
+
+fn apply(state: &State, writes: Vec<(StateKey, StateValue)>) -> State {
+    let mut s = state.clone();
+    for (k, v) in writes {
+        s.set(k, v).expect("kind matches key");
+    }
+    s
+}
+
 #[test]
 fn stake_and_unstake_move_native_coins_into_the_record() {
     let (key, pop) = pool().bls[0];
@@ -176,25 +204,14 @@ fn stake_and_unstake_move_native_coins_into_the_record() {
         pop: Box::new(pop),
         amount: Amount(amount),
     };
+    let unstake = |amount: u128| TxKind::Unstake {
+        amount: Amount(amount),
+    };
     let txs = [
         tx(0, 0, 0, stake(300, key, pop)),
         tx(0, 1, 0, stake(1, other_key, other_pop)),
-        tx(
-            0,
-            2,
-            0,
-            TxKind::Unstake {
-                amount: Amount(500),
-            },
-        ),
-        tx(
-            0,
-            3,
-            0,
-            TxKind::Unstake {
-                amount: Amount(100),
-            },
-        ),
+        tx(0, 2, 0, unstake(500)),
+        tx(0, 3, 0, unstake(100)),
     ];
     let (after, r) = run(&ledger(MAIN), &state, &txs);
     assert_eq!(r[0].outcome, Outcome::Applied(Effect::Staked));
@@ -204,31 +221,392 @@ fn stake_and_unstake_move_native_coins_into_the_record() {
         Outcome::Failed(Failure::InsufficientStake { .. })
     ));
     assert_eq!(r[3].outcome, Outcome::Applied(Effect::Unstaked));
-    assert_eq!(balance(&after, 0, AssetId::NATIVE), 800);
+    // Unstaked coins are not paid: they wait, unbonding, until `EPOCH + 1 + unbonding_epochs`.
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 700);
     assert_eq!(
-        after.get(&StateKey::Validator(addr(0))),
-        StateValue::Validator(ValidatorRecord {
+        record(&after, 0),
+        ValidatorRecord {
             stake: Amount(200),
             key: *key.as_bytes()
+        }
+    );
+    let release = Epoch(EPOCH.0 + 1 + RULES.unbonding_epochs);
+    assert_eq!(
+        unbonding(&after, 0),
+        UnbondingEntry {
+            amount: Amount(100),
+            release_epoch: release
+        }
+    );
+    assert_eq!(native_supply(&after), native_supply(&state));
+
+    // Unstaking everything keeps the record's key while coins are unbonding: restaking with
+    // another key is refused until they are paid.
+    let (after, r) = run(
+        &ledger(MAIN),
+        &after,
+        &[
+            tx(0, 4, 0, unstake(200)),
+            tx(0, 5, 0, stake(5, other_key, other_pop)),
+        ],
+    );
+    assert_eq!(r[0].outcome, Outcome::Applied(Effect::Unstaked));
+    assert_eq!(r[1].outcome, Outcome::Failed(Failure::ValidatorKeyMismatch));
+    assert_eq!(record(&after, 0).stake, Amount::ZERO);
+    assert_eq!(record(&after, 0).key, *key.as_bytes());
+    assert_eq!(unbonding(&after, 0).amount, Amount(300));
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 700);
+
+    // Epoch boundaries before the release pay nothing; the one into the release epoch pays
+    // all and clears the empty record.
+    for ending in EPOCH.0..release.0 - 1 {
+        assert!(end_of_epoch(&after, Epoch(ending)).is_empty(), "{ending}");
+    }
+    let paid = apply(&after, end_of_epoch(&after, Epoch(release.0 - 1)));
+    assert_eq!(balance(&paid, 0, AssetId::NATIVE), 1_000);
+    assert_eq!(unbonding(&paid, 0), UnbondingEntry::default());
+    assert_eq!(record(&paid, 0), ValidatorRecord::default());
+    assert_eq!(native_supply(&paid), native_supply(&state));
+    // A late boundary pays too (the first one at or after the release epoch).
+    let late = apply(&after, end_of_epoch(&after, Epoch(release.0 + 7)));
+    assert_eq!(late, paid);
+    // Then any key may be staked again.
+    let (_, r) = run(
+        &ledger(MAIN),
+        &paid,
+        &[tx(0, 6, 0, stake(5, other_key, other_pop))],
+    );
+    assert_eq!(r[0].outcome, Outcome::Applied(Effect::Staked));
+}
+
+#[test]
+fn a_later_unstake_joins_the_entry_and_moves_its_release() {
+    let (key, _) = pool().bls[0];
+    let mut state = State::new();
+    state
+        .set(
+            StateKey::Validator(addr(0)),
+            StateValue::Validator(ValidatorRecord {
+                stake: Amount(100),
+                key: *key.as_bytes(),
+            }),
+        )
+        .expect("record");
+    let unstake = |nonce, amount| {
+        tx(
+            0,
+            nonce,
+            0,
+            TxKind::Unstake {
+                amount: Amount(amount),
+            },
+        )
+    };
+    let (after, _) = run(&ledger(MAIN), &state, &[unstake(0, 10)]);
+    let later = ledger(MAIN).with_staking(RULES, Epoch(EPOCH.0 + 2));
+    let (after, r) = run(&later, &after, &[unstake(1, 20)]);
+    assert_eq!(r[0].outcome, Outcome::Applied(Effect::Unstaked));
+    assert_eq!(
+        unbonding(&after, 0),
+        UnbondingEntry {
+            amount: Amount(30),
+            release_epoch: Epoch(EPOCH.0 + 2 + 1 + RULES.unbonding_epochs),
+        }
+    );
+    // With no unbonding period, coins are paid at the boundary where they stop counting.
+    let instant = StakingRules {
+        unbonding_epochs: 0,
+        ..RULES
+    };
+    let (after, _) = run(
+        &ledger(MAIN).with_staking(instant, Epoch(9)),
+        &state,
+        &[unstake(0, 100)],
+    );
+    assert!(end_of_epoch(&after, Epoch(8)).is_empty());
+    let paid = apply(&after, end_of_epoch(&after, Epoch(9)));
+    assert_eq!(balance(&paid, 0, AssetId::NATIVE), 100);
+}
+
+/// Two votes of `key` in one slot of `chain`, naming blocks `a` and `b`.
+fn equivocation(
+    key: &BlsSecretKey,
+    chain: ChainId,
+    epoch: u64,
+    rounds: (u64, u64),
+    blocks: (u8, u8),
+) -> VoteEquivocation {
+    let vote = |round: u64, b: u8| {
+        let data = VoteData {
+            chain,
+            epoch: Epoch(epoch),
+            round: Round(round),
+            height: Height(7),
+            block: Digest([b; 32]),
+        };
+        SignedVote {
+            data,
+            signature: key.sign(data.signing_message().as_bytes()),
+        }
+    };
+    VoteEquivocation {
+        validator_key: key.public_key(),
+        first: vote(rounds.0, blocks.0),
+        second: vote(rounds.1, blocks.1),
+    }
+}
+
+fn report(offender: usize, evidence: VoteEquivocation) -> TxKind {
+    TxKind::ReportEquivocation {
+        offender: addr(offender),
+        evidence: Box::new(evidence),
+    }
+}
+
+#[test]
+fn equivocation_evidence_slashes_stake_and_unbonding_coins_once() {
+    let key0 = pool().evidence[0].validator_key;
+    let (key1, _) = pool().bls[1];
+    let pop0 = pool().bls[0].1;
+    // Key 0, this chain, epoch 2 (within the unbonding period of EPOCH).
+    let evidence = pool().evidence[1].clone();
+    assert_eq!(evidence.validator_key, key0);
+    assert_eq!(evidence.slot().0, MAIN);
+    let expired = pool().evidence[0].clone();
+    let other_chain = pool().evidence[3].clone();
+    let of_key1 = pool().evidence[5].clone();
+    let mut swapped = evidence.clone();
+    std::mem::swap(&mut swapped.first, &mut swapped.second);
+
+    let mut state = State::new();
+    let put_record =
+        |state: &mut State, who: usize, stake: u128, key: &banyan_core::keys::BlsPublicKey| {
+            state
+                .set(
+                    StateKey::Validator(addr(who)),
+                    StateValue::Validator(ValidatorRecord {
+                        stake: Amount(stake),
+                        key: *key.as_bytes(),
+                    }),
+                )
+                .expect("record");
+        };
+    put_record(&mut state, 0, 1_000, &key0);
+    state
+        .set(
+            StateKey::Unbonding(addr(0)),
+            StateValue::Unbonding(UnbondingEntry {
+                amount: Amount(505),
+                release_epoch: Epoch(5),
+            }),
+        )
+        .expect("entry");
+    put_record(&mut state, 3, 77, &key1);
+    fund(&mut state, 0, AssetId::NATIVE, 50);
+    fund(&mut state, 1, AssetId::NATIVE, 100);
+    let txs = [
+        tx(1, 0, 3, report(0, evidence.clone())),
+        // The same evidence again, or the same offence with the votes swapped: refused.
+        tx(1, 1, 3, report(0, evidence.clone())),
+        tx(1, 2, 3, report(0, swapped)),
+        // No record at that account, or a record of another key: unknown validator.
+        tx(1, 3, 3, report(2, evidence.clone())),
+        tx(1, 4, 3, report(3, evidence.clone())),
+        tx(1, 5, 3, report(0, of_key1)),
+        // Too old, or about another chain.
+        tx(1, 6, 3, report(0, expired)),
+        tx(1, 7, 3, report(0, other_chain)),
+        // A jailed key cannot stake again.
+        tx(
+            0,
+            0,
+            1,
+            TxKind::Stake {
+                validator_key: key0,
+                pop: Box::new(pop0),
+                amount: Amount(10),
+            },
+        ),
+    ];
+    let (after, r) = run(&ledger(MAIN), &state, &txs);
+    // 10% of 1000 staked and 10% of 505 unbonding (rounded down).
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::Slashed {
+            offender: addr(0),
+            burned: Amount(100 + 50)
         })
     );
-    // Unstaking everything clears the record.
-    let (after, _) = run(
+    assert_eq!(r[1].outcome, Outcome::Failed(Failure::AlreadySlashed));
+    assert_eq!(r[2].outcome, Outcome::Failed(Failure::AlreadySlashed));
+    assert_eq!(r[3].outcome, Outcome::Failed(Failure::UnknownValidator));
+    assert_eq!(r[4].outcome, Outcome::Failed(Failure::UnknownValidator));
+    assert_eq!(r[5].outcome, Outcome::Failed(Failure::UnknownValidator));
+    assert_eq!(
+        r[6].outcome,
+        Outcome::Failed(Failure::EvidenceExpired {
+            offense: Epoch(0),
+            now: EPOCH
+        })
+    );
+    assert_eq!(r[7].outcome, Outcome::Failed(Failure::EvidenceOfOtherChain));
+    assert_eq!(r[8].outcome, Outcome::Failed(Failure::ValidatorJailed));
+    // Refusals pay their fee and change nothing else.
+    assert!(r.iter().all(|r| r.fee_charged != Amount::ZERO));
+    assert_eq!(balance(&after, 1, AssetId::NATIVE), 100 - 8 * 3);
+    assert_eq!(balance(&after, 0, AssetId::NATIVE), 49);
+    assert_eq!(record(&after, 0).stake, Amount(900));
+    assert_eq!(record(&after, 0).key, *key0.as_bytes());
+    assert_eq!(
+        unbonding(&after, 0),
+        UnbondingEntry {
+            amount: Amount(455),
+            release_epoch: Epoch(5)
+        }
+    );
+    assert_eq!(record(&after, 3).stake, Amount(77));
+    assert_eq!(
+        after.get(&StateKey::Jailed(key0.validator_id())),
+        StateValue::Flag(true)
+    );
+    assert_eq!(
+        after.get(&StateKey::Jailed(key1.validator_id())),
+        StateValue::Flag(false)
+    );
+    // Supply: down by the fees and the burned coins, nothing else.
+    let fees = total_fees(&r).expect("fees").0;
+    assert_eq!(
+        native_supply(&after).expect("fits").0,
+        native_supply(&state).expect("fits").0 - fees - 150
+    );
+    // The jailed account may still unstake what is left; it unbonds like any other.
+    let (after, r) = run(
         &ledger(MAIN),
         &after,
         &[tx(
             0,
-            4,
+            1,
             0,
             TxKind::Unstake {
-                amount: Amount(200),
+                amount: Amount(900),
             },
         )],
     );
-    assert_eq!(
-        after.get(&StateKey::Validator(addr(0))),
-        StateValue::Validator(ValidatorRecord::default())
+    assert_eq!(r[0].outcome, Outcome::Applied(Effect::Unstaked));
+    assert_eq!(unbonding(&after, 0).amount, Amount(1_355));
+}
+
+#[test]
+fn a_full_slash_of_unbonding_coins_clears_the_account() {
+    let key0 = pool().evidence[1].validator_key;
+    let mut state = State::new();
+    state
+        .set(
+            StateKey::Validator(addr(0)),
+            StateValue::Validator(ValidatorRecord {
+                stake: Amount::ZERO,
+                key: *key0.as_bytes(),
+            }),
+        )
+        .expect("record");
+    state
+        .set(
+            StateKey::Unbonding(addr(0)),
+            StateValue::Unbonding(UnbondingEntry {
+                amount: Amount(u128::MAX),
+                release_epoch: Epoch(6),
+            }),
+        )
+        .expect("entry");
+    let all = StakingRules {
+        slash_fraction_percent: 100,
+        ..RULES
+    };
+    let vm = Ledger::new(MAIN, HEIGHT, RejectAllProofs).with_staking(all, EPOCH);
+    let (after, r) = run(
+        &vm,
+        &state,
+        &[tx(1, 0, 0, report(0, pool().evidence[1].clone()))],
     );
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::Slashed {
+            offender: addr(0),
+            burned: Amount(u128::MAX)
+        })
+    );
+    assert_eq!(record(&after, 0), ValidatorRecord::default());
+    assert_eq!(unbonding(&after, 0), UnbondingEntry::default());
+    // A replay is named as one, though the account has nothing left.
+    let (_, r) = run(
+        &vm,
+        &after,
+        &[tx(1, 1, 0, report(0, pool().evidence[1].clone()))],
+    );
+    assert_eq!(r[0].outcome, Outcome::Failed(Failure::AlreadySlashed));
+    // Fractions round down and never overflow.
+    let ten = StakingRules {
+        slash_fraction_percent: 10,
+        ..RULES
+    };
+    assert_eq!(ten.slashed_part(Amount(u128::MAX)), Amount(u128::MAX / 10));
+    assert_eq!(ten.slashed_part(Amount(9)), Amount(0));
+    assert_eq!(all.slashed_part(Amount(9)), Amount(9));
+    assert!(StakingRules {
+        slash_fraction_percent: 101,
+        ..RULES
+    }
+    .validate()
+    .is_err());
+}
+
+#[test]
+fn forged_evidence_is_refused_at_verification_with_typed_errors() {
+    use banyan_core::keys::AccountSecretKey;
+    let sk = AccountSecretKey::from_bytes(&[4u8; 32]);
+    let bls = BlsSecretKey::from_seed(&[9u8; 32]).expect("seed");
+    let other = BlsSecretKey::from_seed(&[8u8; 32]).expect("seed");
+    let signed = |evidence: VoteEquivocation| {
+        TxBody {
+            chain: MAIN,
+            sender: sk.public_key(),
+            nonce: Nonce(0),
+            fee: Amount(1),
+            kind: report(0, evidence),
+        }
+        .sign(&sk)
+    };
+    let good = equivocation(&bls, MAIN, 1, (3, 3), (1, 2));
+    assert_eq!(good.verify(), Ok(()));
+    VerifiedTx::verify(signed(good.clone())).expect("valid evidence");
+    // Two votes for one block, votes of two rounds, a signature by another key.
+    let same_block = equivocation(&bls, MAIN, 1, (3, 3), (1, 1));
+    let two_rounds = equivocation(&bls, MAIN, 1, (3, 4), (1, 2));
+    let mut forged = good.clone();
+    forged.second.signature = other.sign(forged.second.data.signing_message().as_bytes());
+    let mut wrong_key = good.clone();
+    wrong_key.validator_key = other.public_key();
+    let mut tampered = good.clone();
+    tampered.first.data.height = Height(8);
+    for (evidence, want) in [
+        (same_block, EvidenceError::SameBlock),
+        (two_rounds, EvidenceError::DifferentSlots),
+        (forged, EvidenceError::BadSignature(WhichVote::Second)),
+        (wrong_key, EvidenceError::BadSignature(WhichVote::First)),
+        (tampered, EvidenceError::BadSignature(WhichVote::First)),
+    ] {
+        assert_eq!(evidence.verify(), Err(want));
+        assert_eq!(
+            VerifiedTx::verify(signed(evidence.clone())),
+            Err(VerifyError::BadEvidence {
+                index: 0,
+                source: want
+            })
+        );
+        let tx = signed(evidence);
+        let err = VerifiedTx::check_batch(&[&tx], &[tx.id()]).expect_err("refused");
+        assert_eq!(err.index(), 0);
+    }
 }
 
 #[test]
@@ -567,6 +945,14 @@ fn verification_checks_signatures_and_proofs_of_possession() {
         amount: Amount(1),
     })
     .sign(&sk);
+    // The same checks on borrowed transactions with their ids: a valid signature over a
+    // stake with a wrong proof of possession is still refused, and named.
+    let ids = [good.id(), stake.id()];
+    VerifiedTx::check_batch(&[&good], &ids[..1]).expect("valid");
+    assert!(matches!(
+        VerifiedTx::check_batch(&[&good, &stake], &ids),
+        Err(banyan_dag::ledger::VerifyError::BadProofOfPossession { index: 1, .. })
+    ));
     assert!(VerifiedTx::verify(stake).is_err());
     assert_eq!(
         VerifiedTx::verify_batch(vec![good.clone()])

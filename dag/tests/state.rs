@@ -1,10 +1,11 @@
 //! Values, their cell encoding, and the state root.
 
 use banyan_core::hash::Digest;
-use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce, Sequence};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
 use banyan_core::tx::{AssetOrigin, StateKey};
 use banyan_dag::value::{
-    LightClientState, PendingPackets, SidechainStatus, ValidatorRecord, MAX_VALUE_WORDS,
+    LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
+    MAX_VALUE_WORDS,
 };
 use banyan_dag::{State, StateValue, ValueKind};
 use proptest::prelude::*;
@@ -45,6 +46,11 @@ fn value_strategy() -> impl Strategy<Value = StateValue> {
                 header: Digest(d)
             }
         )),
+        (any::<u128>(), any::<u64>()).prop_map(|(a, e)| StateValue::Unbonding(UnbondingEntry {
+            amount: Amount(a),
+            release_epoch: Epoch(e)
+        })),
+        any::<bool>().prop_map(StateValue::Flag),
     ]
 }
 
@@ -108,6 +114,9 @@ fn defaults_are_absent_and_kinds_are_checked() {
         StateKey::ChannelReceive(ChainId(1)),
         StateKey::ChannelPending(ChainId(1)),
         StateKey::LightClient(ChainId(1)),
+        StateKey::Unbonding(Address([0; 32])),
+        StateKey::Jailed(Digest([0; 32])),
+        StateKey::Offense(Digest([0; 32])),
     ] {
         let d = StateValue::default_for(&k);
         assert_eq!(d.kind(), ValueKind::of(&k));

@@ -15,7 +15,9 @@ use banyan_core::ids::{Address, Epoch, Height, Nonce};
 use banyan_core::keys::{BlsPublicKey, ProofOfPossession};
 use banyan_core::merkle::MerkleTree;
 use banyan_core::tx::{outbox_leaves, Packet, SignedTx, StateKey, TxKind, MAX_TX_BYTES};
-use banyan_dag::ledger::{Effect, Failure, Outcome, Receipt, RejectAllProofs, VerifiedTx};
+use banyan_dag::ledger::{
+    end_of_epoch, Effect, Failure, Outcome, Receipt, RejectAllProofs, VerifiedTx,
+};
 use banyan_dag::{Executor, Ledger, State, StateValue};
 use banyan_vrf::seed::MAX_SEED_CONTRIBUTIONS;
 use banyan_vrf::{next_epoch_seed, SeedParams, VrfOutput, VrfProof};
@@ -351,6 +353,17 @@ impl ChainApp {
             })
     }
 
+    /// The epoch of the block at `height` (`(height - 1) / epoch_length`; genesis is in
+    /// epoch 0).
+    pub fn epoch_of(&self, height: Height) -> Epoch {
+        Epoch(height.0.saturating_sub(1) / self.params.epoch_length.max(1))
+    }
+
+    /// Whether the block at `height` ends its epoch.
+    fn ends_epoch_at(&self, height: Height) -> bool {
+        height.0 > 0 && height.0.is_multiple_of(self.params.epoch_length)
+    }
+
     fn fail(&mut self, e: ChainError) {
         tracing::error!(chain = %self.params.chain, error = %e, "fatal chain failure: stop the node");
         self.failed = true;
@@ -406,7 +419,9 @@ impl ChainApp {
         txs: &[SignedTx],
     ) -> Result<Executed, ChainError> {
         let started = Instant::now();
-        let ledger = Ledger::new(self.params.chain, height, RejectAllProofs);
+        let epoch = self.epoch_of(height);
+        let ledger = Ledger::new(self.params.chain, height, RejectAllProofs)
+            .with_staking(self.params.staking, epoch);
         let vtxs: Vec<VerifiedTx> = txs
             .iter()
             .cloned()
@@ -418,6 +433,28 @@ impl ChainApp {
             .map_err(|e| ChainError::Exec(e.to_string()))?;
         let mut state = base.clone();
         state.apply(&out.write_set);
+        let mut writes = out.write_set.to_vec();
+        if self.ends_epoch_at(height) {
+            // The epoch's last block also pays the unbonding coins due at the next epoch; the
+            // state root covers it.
+            let released = end_of_epoch(&state, epoch);
+            if !released.is_empty() {
+                let at: HashMap<StateKey, usize> = writes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (*k, i))
+                    .collect();
+                for (k, v) in released {
+                    state
+                        .set(k, v)
+                        .map_err(|e| ChainError::Exec(format!("end of epoch {epoch}: {e}")))?;
+                    match at.get(&k) {
+                        Some(&i) => writes[i].1 = v,
+                        None => writes.push((k, v)),
+                    }
+                }
+            }
+        }
         let state_root = state.updated_root();
         let packets = packets_of(&out.receipts);
         Ok(Executed {
@@ -425,7 +462,7 @@ impl ChainApp {
             state_root,
             outbox_root: outbox_root(&packets),
             state: Arc::new(state),
-            writes: out.write_set.to_vec(),
+            writes,
             receipts: out.receipts,
             packets,
             execute: started.elapsed(),
@@ -601,11 +638,7 @@ impl ChainApp {
         if !to_check.is_empty() {
             let batch: Vec<SignedTx> = to_check.iter().map(|&i| block.txs[i].clone()).collect();
             if let Err(e) = VerifiedTx::verify_batch(batch) {
-                let index = match &e {
-                    banyan_dag::ledger::VerifyError::BadSignature { index }
-                    | banyan_dag::ledger::VerifyError::BadProofOfPossession { index, .. } => *index,
-                };
-                let i = to_check.get(index).copied().unwrap_or(0);
+                let i = to_check.get(e.index()).copied().unwrap_or(0);
                 return Err(format!("transaction {i}: {}", strip_index(&e.to_string())));
             }
             // Their gossiped copies need no second check at admission.
@@ -841,7 +874,7 @@ impl Application for ChainApp {
     }
 
     fn ends_epoch(&self, header: &BlockHeader) -> bool {
-        header.height.0 > 0 && header.height.0.is_multiple_of(self.params.epoch_length)
+        self.ends_epoch_at(header.height)
     }
 }
 

@@ -12,6 +12,7 @@ use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Round};
 use banyan_core::keys::{AccountPublicKey, BlsPublicKey, BlsSignature, ProofOfPossession};
 use banyan_core::merkle::empty_root;
 use banyan_core::tx::StateKey;
+use banyan_dag::ledger::{StakingRules, DEFAULT_SLASH_FRACTION_PERCENT, DEFAULT_UNBONDING_EPOCHS};
 use banyan_dag::value::ValidatorRecord;
 use banyan_dag::{State, StateValue};
 use banyan_vrf::EpochSeed;
@@ -66,10 +67,27 @@ pub struct GenesisFile {
     pub min_fee: String,
     /// Most transactions per block (1 ..= `MAX_TXS_PER_BLOCK`).
     pub max_block_txs: usize,
+    /// Epochs unstaked coins stay unbonding (and slashable) after leaving the committee
+    /// (`0 ..= MAX_UNBONDING_EPOCHS`; default `DEFAULT_UNBONDING_EPOCHS`, see
+    /// [`banyan_dag::ledger`]).
+    #[serde(default = "default_unbonding_epochs")]
+    pub unbonding_epochs: u64,
+    /// Percent of an equivocating validator's stake and unbonding coins burned (`0 ..= 100`;
+    /// default `DEFAULT_SLASH_FRACTION_PERCENT`).
+    #[serde(default = "default_slash_fraction_percent")]
+    pub slash_fraction_percent: u8,
     /// Funded accounts.
     pub accounts: Vec<GenesisAccount>,
     /// Validators.
     pub validators: Vec<GenesisValidator>,
+}
+
+fn default_unbonding_epochs() -> u64 {
+    DEFAULT_UNBONDING_EPOCHS
+}
+
+fn default_slash_fraction_percent() -> u8 {
+    DEFAULT_SLASH_FRACTION_PERCENT
 }
 
 /// What is wrong with a genesis file.
@@ -124,6 +142,8 @@ pub struct ChainParams {
     pub min_fee: Amount,
     /// Most transactions per block.
     pub max_block_txs: usize,
+    /// Unbonding period and slash fraction.
+    pub staking: StakingRules,
 }
 
 /// A genesis validator, parsed and checked.
@@ -236,6 +256,19 @@ impl Genesis {
         }
         let min_fee = parse_amount("min_fee", &file.min_fee)?;
         let chain = ChainId(file.chain_id);
+        let staking = StakingRules {
+            unbonding_epochs: file.unbonding_epochs,
+            slash_fraction_percent: file.slash_fraction_percent,
+        };
+        staking.validate().map_err(|e| {
+            let field = match e {
+                banyan_dag::ledger::StakingRulesError::UnbondingTooLong(_) => "unbonding_epochs",
+                banyan_dag::ledger::StakingRulesError::SlashFractionTooLarge(_) => {
+                    "slash_fraction_percent"
+                }
+            };
+            invalid(field, e.to_string())
+        })?;
 
         let mut total = Amount::ZERO;
         let mut seen_addr = HashSet::new();
@@ -316,6 +349,7 @@ impl Genesis {
             epoch_length: file.epoch_length,
             min_fee,
             max_block_txs: file.max_block_txs,
+            staking,
         };
         let genesis = Genesis {
             file,
@@ -430,6 +464,8 @@ pub fn build_genesis(
         epoch_length: params.epoch_length,
         min_fee: params.min_fee.0.to_string(),
         max_block_txs: params.max_block_txs,
+        unbonding_epochs: params.staking.unbonding_epochs,
+        slash_fraction_percent: params.staking.slash_fraction_percent,
         accounts: accounts
             .iter()
             .map(|(a, b)| GenesisAccount {

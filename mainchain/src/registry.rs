@@ -2,15 +2,25 @@
 //!
 //! Each [`StateKey::Validator`]`(address)` record holds the stake an account locked and the
 //! BLS key it staked with. The committee of epoch `e + 1` is built from the registry **in the
-//! state after the block that ends epoch `e`**: a stake or unstake committed during epoch `e`
-//! changes the validator set at the next epoch boundary, never in the middle of an epoch.
+//! state after the block that ends epoch `e`**: a stake, unstake or slash committed during
+//! epoch `e` changes the validator set at the next epoch boundary, never in the middle of an
+//! epoch.
+//!
+//! Unstaked coins leave the record at once (they stop counting at the next boundary) and wait
+//! in the account's [`StateKey::Unbonding`] entry until `unbonding_epochs` epochs after that
+//! boundary, slashable all along; the block ending the epoch before their release pays them
+//! ([`banyan_dag::ledger::end_of_epoch`], run by [`crate::ChainApp`]). A key proven to have
+//! signed two conflicting votes is slashed and jailed ([`StateKey::Jailed`]) by a
+//! `ReportEquivocation` transaction and never sits in a committee again. The rules are in
+//! [`banyan_dag::ledger`].
 //!
 //! # From registry to committee ([`committee_from_state`])
 //!
-//! 1. Every record with a non-zero stake and a key is a candidate. Records naming the same BLS
-//!    key (anyone may stake with a published key and its public proof of possession) are merged
-//!    into one candidate holding the sum of their stakes: adding stake to someone else's key
-//!    gives the adder no vote, and nobody can lower a key's weight by staking with it.
+//! 1. Every record with a non-zero stake and a key that is not jailed is a candidate. Records
+//!    naming the same BLS key (anyone may stake with a published key and its public proof of
+//!    possession) are merged into one candidate holding the sum of their stakes: adding stake
+//!    to someone else's key gives the adder no vote, and nobody can lower a key's weight by
+//!    staking with it. A jailed key is left out whichever account backs it.
 //! 2. If there are more than [`MAX_COMMITTEE_SIZE`] candidates, the highest stakes are kept
 //!    (ties broken by the lower validator id).
 //! 3. Members are ordered by validator id (the hash of the BLS key): that is the bitmap order.
@@ -28,11 +38,12 @@ use std::collections::HashMap;
 
 use banyan_core::certificate::{Committee, CommitteeMember, MAX_COMMITTEE_SIZE};
 use banyan_core::codec::{BoundedVec, Decode, Encode};
+use banyan_core::hash::{hash, Domain};
 use banyan_core::ids::{Address, Epoch, ValidatorId};
 use banyan_core::keys::{
     BlsPublicKey, KeyError, PopVerifiedKey, ProofOfPossession, BLS_PUBLIC_KEY_BYTES,
 };
-use banyan_core::tx::StateKey;
+use banyan_core::tx::{SignedVote, StateKey, VoteEquivocation};
 use banyan_dag::value::ValidatorRecord;
 use banyan_dag::{State, StateValue};
 
@@ -132,6 +143,54 @@ pub fn registry(state: &State) -> Vec<(Address, ValidatorRecord)> {
         .collect()
 }
 
+/// Whether the BLS key with these bytes is jailed for equivocation in `state`.
+pub fn is_jailed(state: &State, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> bool {
+    // The validator id, as `BlsPublicKey::validator_id` computes it, without parsing the key.
+    let id = hash(Domain::Validator, key);
+    state.get(&StateKey::Jailed(id)) == StateValue::Flag(true)
+}
+
+/// The accounts whose validator records hold the BLS key with these bytes (with stake or
+/// coins unbonding): the `offender`s an equivocation of that key can be reported against.
+pub fn accounts_of_key(state: &State, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Vec<Address> {
+    state
+        .sorted_entries()
+        .into_iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (StateKey::Validator(addr), StateValue::Validator(r)) if r.key == *key => Some(addr),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The evidence a `ReportEquivocation` transaction carries, from the double-vote evidence
+/// consensus detects (`Output::Evidence`), with the signer's key from the committee of the
+/// votes' epoch. `None` for proposal evidence (its signing message belongs to consensus, so
+/// the ledger cannot check it) and for a signer outside `committee`.
+pub fn vote_equivocation(
+    evidence: &banyan_consensus::Evidence,
+    committee: &Committee,
+) -> Option<VoteEquivocation> {
+    let banyan_consensus::Evidence::ConflictingVotes(a, b) = evidence else {
+        return None;
+    };
+    if a.signer != b.signer {
+        return None;
+    }
+    let member = committee.members().get(usize::from(a.signer))?;
+    Some(VoteEquivocation {
+        validator_key: *member.key.key(),
+        first: SignedVote {
+            data: a.data,
+            signature: a.signature,
+        },
+        second: SignedVote {
+            data: b.data,
+            signature: b.signature,
+        },
+    })
+}
+
 /// Bits every stake is shifted right by so that `max` fits in a `u64`.
 fn weight_shift(max: u128) -> u32 {
     let bits = 128 - max.leading_zeros();
@@ -147,6 +206,9 @@ pub fn committee_from_state(
     // Merge records per key, checking each key is known.
     let mut by_key: HashMap<[u8; BLS_PUBLIC_KEY_BYTES], (PopVerifiedKey, u128)> = HashMap::new();
     for (address, record) in registry(state) {
+        if is_jailed(state, &record.key) {
+            continue;
+        }
         let Some(verified) = keys.get(&record.key) else {
             if let Err(source) = BlsPublicKey::from_bytes(&record.key) {
                 return Err(RegistryError::BadKey { address, source });

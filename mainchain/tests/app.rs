@@ -34,11 +34,19 @@ fn leader_and_follower_agree() {
         .map(|n| transfer(sender, n, addr(1 + (n % 5) as u8), 100))
         .collect();
     assert!(pool_a
-        .insert(txs.clone(), |_| banyan_core::ids::Nonce(0))
+        .insert(
+            &txs,
+            std::time::Instant::now(),
+            &*pool_a.committed_state().unwrap()
+        )
         .iter()
         .all(|r| r.is_ok()));
     assert!(pool_b
-        .insert(txs[..10].to_vec(), |_| banyan_core::ids::Nonce(0))
+        .insert(
+            &txs[..10],
+            std::time::Instant::now(),
+            &*pool_b.committed_state().unwrap()
+        )
         .iter()
         .all(|r| r.is_ok()));
     let genesis = f.genesis.block();
@@ -49,7 +57,11 @@ fn leader_and_follower_agree() {
     // Block 2 on the uncommitted block 1: 10 more, only in the leader's mempool.
     let more: Vec<_> = (20..30).map(|n| transfer(sender, n, addr(9), 7)).collect();
     assert!(pool_a
-        .insert(more, |_| banyan_core::ids::Nonce(0))
+        .insert(
+            &more,
+            std::time::Instant::now(),
+            &*pool_a.committed_state().unwrap()
+        )
         .iter()
         .all(|r| r.is_ok()));
     let b2 = propose(&mut a, &b1, 2);
@@ -97,6 +109,18 @@ fn leader_and_follower_agree() {
     assert_eq!(pool_b.len(), 0);
 }
 
+/// Committed accounts as a lagging view might show them: everyone funded, at nonce 0.
+struct StaleView;
+
+impl banyan_mainchain::mempool::CommittedAccounts for StaleView {
+    fn nonce(&self, _: &banyan_core::ids::Address) -> banyan_core::ids::Nonce {
+        banyan_core::ids::Nonce(0)
+    }
+    fn balance(&self, _: &banyan_core::ids::Address, _: &AssetId) -> Amount {
+        Amount(FUNDS)
+    }
+}
+
 #[test]
 fn proposals_leave_out_admission_failures() {
     let f = fixture(4, 1, 100);
@@ -105,10 +129,21 @@ fn proposals_leave_out_admission_failures() {
     let broke = AccountSecretKey::generate(&mut rng(50));
     let good = transfer(&f.funded[0], 0, addr(3), 5);
     let unpaid = transfer(&broke, 0, addr(3), 5);
-    let r = pool.insert(vec![unpaid.clone(), good.clone()], |_| {
-        banyan_core::ids::Nonce(0)
-    });
-    assert!(r.iter().all(|x| x.is_ok()));
+    // The pool refuses what the committed state cannot pay for…
+    let committed = pool.committed_state().unwrap();
+    let r = pool.insert(
+        std::slice::from_ref(&unpaid),
+        std::time::Instant::now(),
+        &*committed,
+    );
+    assert_eq!(r[0].as_ref().unwrap_err().reason(), "cannot_pay");
+    // …but a view that lags a commit can let one in: the proposer still leaves it out.
+    let r = pool.insert(
+        &[unpaid.clone(), good.clone()],
+        std::time::Instant::now(),
+        &StaleView,
+    );
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
     let genesis = f.genesis.block();
     let b1 = propose(&mut a, &genesis, 1);
     assert_eq!(b1.txs.as_slice(), &[good]);
@@ -128,8 +163,11 @@ fn follower_refuses_bad_blocks() {
     let sender = &f.funded[0];
     let genesis = f.genesis.block();
     pool_a.insert(
-        (0..3).map(|n| transfer(sender, n, addr(2), 1)).collect(),
-        |_| banyan_core::ids::Nonce(0),
+        &(0..3)
+            .map(|n| transfer(sender, n, addr(2), 1))
+            .collect::<Vec<_>>(),
+        std::time::Instant::now(),
+        &*pool_a.committed_state().unwrap(),
     );
     let good = propose(&mut a, &genesis, 1);
     assert_eq!(good.txs.len(), 3);
@@ -242,7 +280,11 @@ fn parallel_and_serial_execution_agree() {
         .flat_map(|k| (0..40).map(move |n| transfer(k, n, addr((n % 7) as u8), 3)))
         .collect();
     assert!(pool
-        .insert(txs, |_| banyan_core::ids::Nonce(0))
+        .insert(
+            &txs,
+            std::time::Instant::now(),
+            &*pool.committed_state().unwrap()
+        )
         .iter()
         .all(|r| r.is_ok()));
     let genesis = f.genesis.block();

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use banyan_consensus::{
     DirectVerifier, Environment, Input, Message, Output, Replica, ReplicaConfig, VrfLeaders,
 };
-use banyan_core::ids::{Amount, ChainId, Epoch, Nonce};
+use banyan_core::ids::{Amount, ChainId, Epoch};
 use banyan_core::keys::BlsSecretKey;
 use banyan_core::tx::TxKind;
 use banyan_mainchain::{ChainStore, Mempool, SharedChainApp};
@@ -131,10 +131,19 @@ fn replicas_commit_and_change_epoch() {
     for n in &nodes {
         assert!(n
             .pool
-            .insert(txs.clone(), |_| Nonce(0))
+            .insert(
+                &txs,
+                std::time::Instant::now(),
+                &*n.pool.committed_state().unwrap()
+            )
             .iter()
             .all(|r| r.is_ok()));
-        assert!(n.pool.insert(vec![unstake.clone()], |_| Nonce(0))[0].is_ok());
+        assert!(n.pool.insert(
+            std::slice::from_ref(&unstake),
+            std::time::Instant::now(),
+            &*n.pool.committed_state().unwrap()
+        )[0]
+        .is_ok());
     }
 
     let mut now = 1_700_000_000_100u64;

@@ -1,5 +1,6 @@
-//! Stake and unstake committed during epoch 0 change the committee of epoch 1, not before;
-//! the next seed survives a restart in the middle of the epoch.
+//! Stake and unstake committed during epoch 0 change the committee of epoch 1, not before (the
+//! unstaked coins are not paid yet: they unbond); the next seed survives a restart in the
+//! middle of the epoch.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,7 +9,8 @@ use banyan_consensus::Application;
 use banyan_core::ids::{Amount, Epoch, Height};
 use banyan_core::keys::{BlsPublicKey, BlsSecretKey};
 use banyan_core::tx::{StateKey, TxKind};
-use banyan_dag::value::ValidatorRecord;
+use banyan_dag::ledger::DEFAULT_UNBONDING_EPOCHS;
+use banyan_dag::value::{UnbondingEntry, ValidatorRecord};
 use banyan_dag::{State, StateValue};
 use banyan_mainchain::{committee_from_state, registry, KeyBook, RegistryError};
 use common::*;
@@ -40,7 +42,12 @@ fn stake_and_unstake_take_effect_at_the_next_epoch() {
             amount: Amount(5000),
         },
     );
-    assert!(pool.insert(vec![stake], |_| banyan_core::ids::Nonce(0))[0].is_ok());
+    assert!(pool.insert(
+        &[stake],
+        std::time::Instant::now(),
+        &*pool.committed_state().unwrap()
+    )[0]
+    .is_ok());
     let b1 = propose(&mut app, &genesis, 1);
     assert_eq!(b1.txs.len(), 1);
     assert!(!app.ends_epoch(&b1.header));
@@ -55,13 +62,29 @@ fn stake_and_unstake_take_effect_at_the_next_epoch() {
             amount: Amount(1000),
         },
     );
-    assert!(pool.insert(vec![unstake], |_| banyan_core::ids::Nonce(0))[0].is_ok());
+    assert!(pool.insert(
+        &[unstake],
+        std::time::Instant::now(),
+        &*pool.committed_state().unwrap()
+    )[0]
+    .is_ok());
     let b2 = propose(&mut app, &b1, 2);
     assert_eq!(b2.txs.len(), 1);
     app.commit(&b2);
     assert!(app.take_fatal().is_none());
     let receipts = app.store().receipts(Height(2)).unwrap().unwrap();
     assert!(receipts[0].applied, "{receipts:?}");
+    // The unstaked coins are not paid: they unbond until epoch 1 + the unbonding period.
+    let leaver_account = f.validators[0].1.public_key().address();
+    let unbonding = StateValue::Unbonding(UnbondingEntry {
+        amount: Amount(1000),
+        release_epoch: Epoch(1 + DEFAULT_UNBONDING_EPOCHS),
+    });
+    assert_eq!(balance(&app, &leaver_account), Amount(FUNDS - MIN_FEE));
+    assert_eq!(
+        app.state().get(&StateKey::Unbonding(leaver_account)),
+        unbonding
+    );
 
     // Still epoch 0, same committee, though the registry changed.
     assert_eq!(app.epoch_record().epoch, Epoch(0));
@@ -83,6 +106,12 @@ fn stake_and_unstake_take_effect_at_the_next_epoch() {
     assert!(keys_of(&c1).contains(&new_key.public_key()));
     assert!(!keys_of(&c1).contains(&leaving));
     assert_eq!(c1.len(), 4);
+    // Out of the committee, still unbonding.
+    assert_eq!(balance(&app, &leaver_account), Amount(FUNDS - MIN_FEE));
+    assert_eq!(
+        app.state().get(&StateKey::Unbonding(leaver_account)),
+        unbonding
+    );
     let stored = app.store().epoch().unwrap().unwrap();
     assert_eq!(stored, rec);
     assert_eq!(
@@ -215,6 +244,23 @@ fn committee_rules() {
         .unwrap();
     let e = committee_from_state(&state, Epoch(1), &partial).unwrap_err();
     assert!(matches!(e, RegistryError::MissingProof { .. }), "{e}");
+    // A jailed key is left out, whichever accounts back it.
+    assert_eq!(
+        committee_from_state(&state, Epoch(1), &book).unwrap().len(),
+        3
+    );
+    state
+        .set(
+            StateKey::Jailed(keys[0].public_key().validator_id()),
+            StateValue::Flag(true),
+        )
+        .unwrap();
+    let c = committee_from_state(&state, Epoch(1), &book).unwrap();
+    assert_eq!(c.len(), 2);
+    assert!(c
+        .members()
+        .iter()
+        .all(|m| m.key.key() != &keys[0].public_key()));
     // A wrong proof never enters the book.
     let mut b = KeyBook::new();
     assert!(b

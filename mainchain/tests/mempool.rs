@@ -1,27 +1,85 @@
-//! Mempool admission, ordering and eviction.
+//! Mempool admission, ordering, payment, expiry, throttling and eviction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use banyan_core::ids::{Amount, ChainId, Nonce};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::keys::{AccountSecretKey, AccountSignature};
-use banyan_core::tx::{TxBody, TxKind};
+use banyan_core::tx::{SignedTx, TxBody, TxKind};
+use banyan_mainchain::mempool::CommittedAccounts;
 use banyan_mainchain::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
 use common::*;
 
-fn pool(max_txs: usize, max_per_sender: usize) -> Mempool {
-    Mempool::new(
-        ChainId::MAIN,
-        MempoolLimits {
-            max_txs,
-            max_per_sender,
-            min_fee: Amount(MIN_FEE),
-        },
-    )
+fn limits(max_txs: usize, max_per_sender: usize) -> MempoolLimits {
+    MempoolLimits {
+        max_txs,
+        max_per_sender,
+        min_fee: Amount(MIN_FEE),
+        ..MempoolLimits::default()
+    }
 }
 
-fn zero(_: &banyan_core::ids::Address) -> Nonce {
+fn pool(max_txs: usize, max_per_sender: usize) -> Mempool {
+    Mempool::new(ChainId::MAIN, limits(max_txs, max_per_sender))
+}
+
+fn zero(_: &Address) -> Nonce {
     Nonce(0)
+}
+
+/// Committed accounts for the tests: every account at nonce `nonce` holding `balance` of
+/// every asset, except those set otherwise.
+#[derive(Clone, Debug, Default)]
+struct Accounts {
+    nonce: Nonce,
+    balance: Amount,
+    nonces: HashMap<Address, Nonce>,
+    balances: HashMap<(Address, AssetId), Amount>,
+}
+
+impl Accounts {
+    /// Everyone rich, at nonce `nonce`.
+    fn rich_at(nonce: u64) -> Self {
+        Accounts {
+            nonce: Nonce(nonce),
+            balance: Amount(FUNDS),
+            ..Accounts::default()
+        }
+    }
+
+    /// Nobody funded, everyone at nonce 0.
+    fn broke() -> Self {
+        Accounts::default()
+    }
+
+    fn with_balance(mut self, k: &AccountSecretKey, asset: AssetId, amount: u128) -> Self {
+        self.balances
+            .insert((k.public_key().address(), asset), Amount(amount));
+        self
+    }
+}
+
+impl CommittedAccounts for Accounts {
+    fn nonce(&self, a: &Address) -> Nonce {
+        self.nonces.get(a).copied().unwrap_or(self.nonce)
+    }
+    fn balance(&self, a: &Address, asset: &AssetId) -> Amount {
+        self.balances
+            .get(&(*a, *asset))
+            .copied()
+            .unwrap_or(self.balance)
+    }
+}
+
+fn rich() -> Accounts {
+    Accounts::rich_at(0)
+}
+
+fn now() -> Instant {
+    Instant::now()
 }
 
 #[test]
@@ -35,18 +93,18 @@ fn dedup_and_nonce_order_with_gaps() {
         transfer(&k, 4, addr(1), 1),
         transfer(&k, 1, addr(1), 1),
     ];
-    let r = p.insert(txs.clone(), zero);
+    let r = p.insert(&txs, now(), &rich());
     assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
     assert_eq!(p.len(), 4);
     // The same transactions again are duplicates.
-    let r = p.insert(vec![txs[0].clone()], zero);
+    let r = p.insert(&[txs[0].clone()], now(), &rich());
     assert_eq!(r[0], Err(MempoolError::Duplicate));
     // A different transaction with a taken nonce.
-    let r = p.insert(vec![transfer(&k, 2, addr(2), 5)], zero);
+    let r = p.insert(&[transfer(&k, 2, addr(2), 5)], now(), &rich());
     assert_eq!(r[0], Err(MempoolError::NonceTaken(Nonce(2))));
     // Twice in one batch.
     let t5 = transfer(&k, 5, addr(1), 1);
-    let r = p.insert(vec![t5.clone(), t5.clone()], zero);
+    let r = p.insert(&[t5.clone(), t5.clone()], now(), &rich());
     assert!(r[0].is_ok());
     assert_eq!(r[1], Err(MempoolError::Duplicate));
 
@@ -68,12 +126,13 @@ fn senders_in_arrival_order() {
     let p = pool(100, 16);
     let a = AccountSecretKey::generate(&mut rng(2));
     let b = AccountSecretKey::generate(&mut rng(3));
-    p.insert(vec![transfer(&b, 0, addr(1), 1)], zero);
+    p.insert(&[transfer(&b, 0, addr(1), 1)], now(), &rich());
     p.insert(
-        vec![transfer(&a, 0, addr(1), 1), transfer(&a, 1, addr(1), 1)],
-        zero,
+        &[transfer(&a, 0, addr(1), 1), transfer(&a, 1, addr(1), 1)],
+        now(),
+        &rich(),
     );
-    p.insert(vec![transfer(&b, 1, addr(1), 1)], zero);
+    p.insert(&[transfer(&b, 1, addr(1), 1)], now(), &rich());
     let sel = p.select(100, usize::MAX, zero);
     let order: Vec<(bool, u64)> = sel
         .iter()
@@ -86,7 +145,7 @@ fn senders_in_arrival_order() {
 fn stale_wrong_chain_low_fee_and_far_nonces_are_refused() {
     let p = pool(100, 16);
     let k = AccountSecretKey::generate(&mut rng(4));
-    let r = p.insert(vec![transfer(&k, 3, addr(1), 1)], |_| Nonce(5));
+    let r = p.insert(&[transfer(&k, 3, addr(1), 1)], now(), &Accounts::rich_at(5));
     assert!(
         matches!(r[0], Err(MempoolError::StaleNonce { .. })),
         "{r:?}"
@@ -98,7 +157,7 @@ fn stale_wrong_chain_low_fee_and_far_nonces_are_refused() {
         .contains("stale or replayed nonce"));
     assert_eq!(r[0].as_ref().unwrap_err().reason(), "stale_nonce");
 
-    let r = p.insert(vec![transfer(&k, 16, addr(1), 1)], zero);
+    let r = p.insert(&[transfer(&k, 16, addr(1), 1)], now(), &rich());
     assert!(
         matches!(r[0], Err(MempoolError::NonceTooFar { .. })),
         "{r:?}"
@@ -112,7 +171,7 @@ fn stale_wrong_chain_low_fee_and_far_nonces_are_refused() {
         kind: TxKind::Unstake { amount: Amount(1) },
     }
     .sign(&k);
-    let r = p.insert(vec![other_chain], zero);
+    let r = p.insert(&[other_chain], now(), &rich());
     assert!(
         matches!(r[0], Err(MempoolError::WrongChain { .. })),
         "{r:?}"
@@ -120,7 +179,7 @@ fn stale_wrong_chain_low_fee_and_far_nonces_are_refused() {
     assert_eq!(r[0].as_ref().unwrap_err().reason(), "wrong_chain");
 
     let cheap = tx(&k, 0, MIN_FEE - 1, TxKind::Unstake { amount: Amount(1) });
-    let r = p.insert(vec![cheap], zero);
+    let r = p.insert(&[cheap], now(), &rich());
     assert!(matches!(r[0], Err(MempoolError::FeeTooLow { .. })), "{r:?}");
     assert_eq!(p.len(), 0);
 }
@@ -136,7 +195,7 @@ fn bad_signatures_are_named_in_a_batch() {
         bad,
         transfer(&k, 2, addr(1), 1),
     ];
-    let r = p.insert(txs.clone(), zero);
+    let r = p.insert(&txs, now(), &rich());
     assert!(r[0].is_ok());
     assert!(matches!(r[1], Err(MempoolError::BadSignature(_))), "{r:?}");
     assert!(r[2].is_ok());
@@ -153,17 +212,29 @@ fn bad_signatures_are_named_in_a_batch() {
 fn per_sender_and_global_limits() {
     let p = pool(5, 3);
     let a = AccountSecretKey::generate(&mut rng(6));
-    let r = p.insert((0..3).map(|n| transfer(&a, n, addr(1), 1)).collect(), zero);
+    let r = p.insert(
+        &(0..3)
+            .map(|n| transfer(&a, n, addr(1), 1))
+            .collect::<Vec<_>>(),
+        now(),
+        &rich(),
+    );
     assert!(r.iter().all(|x| x.is_ok()));
     // Nonce 3 is beyond the per-sender window; nonce 2 taken; so use a fresh pool slot check.
-    let r = p.insert(vec![transfer(&a, 2, addr(2), 1)], |_| Nonce(0));
+    let r = p.insert(&[transfer(&a, 2, addr(2), 1)], now(), &rich());
     assert_eq!(r[0], Err(MempoolError::NonceTaken(Nonce(2))));
-    let r = p.insert(vec![transfer(&a, 3, addr(1), 1)], |_| Nonce(1));
+    let r = p.insert(&[transfer(&a, 3, addr(1), 1)], now(), &Accounts::rich_at(1));
     assert_eq!(r[0], Err(MempoolError::SenderFull { max: 3 }));
     assert_eq!(r[0].as_ref().unwrap_err().reason(), "sender_full");
 
     let b = AccountSecretKey::generate(&mut rng(7));
-    let r = p.insert((0..3).map(|n| transfer(&b, n, addr(1), 1)).collect(), zero);
+    let r = p.insert(
+        &(0..3)
+            .map(|n| transfer(&b, n, addr(1), 1))
+            .collect::<Vec<_>>(),
+        now(),
+        &rich(),
+    );
     assert!(r[0].is_ok() && r[1].is_ok());
     assert_eq!(r[2], Err(MempoolError::Full { max: 5 }));
     assert_eq!(p.len(), 5);
@@ -176,8 +247,8 @@ fn remove_committed_drops_committed_and_stale() {
     let b = AccountSecretKey::generate(&mut rng(9));
     let ta: Vec<_> = (0..4).map(|n| transfer(&a, n, addr(1), 1)).collect();
     let tb: Vec<_> = (0..2).map(|n| transfer(&b, n, addr(1), 1)).collect();
-    p.insert(ta.clone(), zero);
-    p.insert(tb.clone(), zero);
+    p.insert(&ta, now(), &rich());
+    p.insert(&tb, now(), &rich());
     assert_eq!(p.len(), 6);
     // a's transactions 0 and 1 committed; a's nonce is now 3 (another tx with nonce 2 was
     // committed elsewhere), so the pooled nonce 2 is stale too.
@@ -212,7 +283,7 @@ fn transactions_a_block_check_verified_are_not_checked_again() {
     // The same body under another signature is no such transaction: checked, and refused.
     let mut forged = a.clone();
     forged.signature = AccountSignature::from_bytes(&[9u8; 64]);
-    let r = p.insert(vec![forged, b], zero);
+    let r = p.insert(&[forged, b], now(), &rich());
     assert!(matches!(r[0], Err(MempoolError::BadSignature(_))), "{r:?}");
     assert!(r[1].is_ok());
     let counts = |admission, spared| SignatureCounts {
@@ -222,8 +293,415 @@ fn transactions_a_block_check_verified_are_not_checked_again() {
     };
     assert_eq!(p.signature_counts(), counts(2, 0));
     // The transaction itself is admitted without a check.
-    let r = p.insert(vec![a.clone()], zero);
+    let r = p.insert(std::slice::from_ref(&a), now(), &rich());
     assert!(r[0].is_ok(), "{r:?}");
     assert!(p.is_verified_tx(&a));
     assert_eq!(p.signature_counts(), counts(2, 1));
+}
+
+fn cost(amount: u128) -> u128 {
+    MIN_FEE + amount
+}
+
+fn cannot_pay(r: &Result<banyan_core::hash::Digest, MempoolError>) -> bool {
+    matches!(r, Err(MempoolError::CannotPay { .. }))
+}
+
+#[test]
+fn unfunded_sender_is_refused_without_a_signature_check() {
+    let p = pool(100, 16);
+    let k = AccountSecretKey::generate(&mut rng(20));
+    let txs: Vec<_> = (0..8).map(|n| transfer(&k, n, addr(1), 1)).collect();
+    let r = p.insert(&txs, now(), &Accounts::broke());
+    assert!(r.iter().all(cannot_pay), "{r:?}");
+    let e = r[0].as_ref().unwrap_err();
+    assert_eq!(e.reason(), "cannot_pay");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "balance 0 of the native coin cannot pay {} for this transaction on top of 0 \
+             pending: wait for pending transactions to commit or fund the account",
+            cost(1)
+        )
+    );
+    assert_eq!(p.len(), 0);
+    assert_eq!(
+        p.signature_counts().admission,
+        0,
+        "refused before any signature check"
+    );
+
+    // Even where fees are free, a key nobody funded gets nothing in: not a fee-only kind…
+    let free = Mempool::new(
+        ChainId::MAIN,
+        MempoolLimits {
+            min_fee: Amount::ZERO,
+            ..limits(100, 16)
+        },
+    );
+    let unstake = tx(&k, 0, 0, TxKind::Unstake { amount: Amount(1) });
+    // …nor a zero transfer.
+    let nothing = tx(
+        &k,
+        1,
+        0,
+        TxKind::Transfer {
+            to: addr(1),
+            asset: AssetId::NATIVE,
+            amount: Amount::ZERO,
+        },
+    );
+    let r = free.insert(&[unstake.clone(), nothing], now(), &Accounts::broke());
+    assert!(r.iter().all(cannot_pay), "{r:?}");
+    assert_eq!(free.len(), 0);
+    // With a coin, the fee-only transaction is in.
+    let one = Accounts::broke().with_balance(&k, AssetId::NATIVE, 1);
+    assert!(free.insert(&[unstake], now(), &one)[0].is_ok());
+}
+
+#[test]
+fn a_funded_sender_queues_what_its_balance_pays_for() {
+    let p = pool(100, 64);
+    let k = AccountSecretKey::generate(&mut rng(21));
+    let me = k.public_key().address();
+    // Enough for exactly five transfers of 100 (fee + amount each), not six.
+    let accounts = Accounts::broke().with_balance(&k, AssetId::NATIVE, 5 * cost(100) + 9);
+    let txs: Vec<_> = (0..6).map(|n| transfer(&k, n, addr(1), 100)).collect();
+    // One batch: the first five in, the sixth refused, counting the batch's own.
+    let r = p.insert(&txs, now(), &accounts);
+    assert!(r[..5].iter().all(|x| x.is_ok()), "{r:?}");
+    assert_eq!(
+        r[5],
+        Err(MempoolError::CannotPay {
+            asset: AssetId::NATIVE,
+            balance: Amount(5 * cost(100) + 9),
+            pending: Amount(5 * cost(100)),
+            cost: Amount(cost(100)),
+        })
+    );
+    assert_eq!(
+        p.pending_spend(&me, &AssetId::NATIVE),
+        Amount(5 * cost(100))
+    );
+    // The same again in a later batch: still refused; so is a fee-only transaction (9
+    // coins are left, the fee is 10).
+    assert!(cannot_pay(&p.insert(&txs[5..], now(), &accounts)[0]));
+    let unstake = tx(&k, 5, MIN_FEE, TxKind::Unstake { amount: Amount(3) });
+    assert!(cannot_pay(&p.insert(&[unstake], now(), &accounts)[0]));
+    assert_eq!(p.len(), 5);
+
+    // Another asset is paid from its own balance, the fee from the native one.
+    let bridged = AssetId::bridged(ChainId(3), AssetId::NATIVE);
+    let q = pool(100, 64);
+    let accounts = Accounts::broke()
+        .with_balance(&k, AssetId::NATIVE, 2 * MIN_FEE)
+        .with_balance(&k, bridged, 70);
+    let send = |n: u64, amount: u128| {
+        tx(
+            &k,
+            n,
+            MIN_FEE,
+            TxKind::Transfer {
+                to: addr(2),
+                asset: bridged,
+                amount: Amount(amount),
+            },
+        )
+    };
+    let r = q.insert(&[send(0, 50), send(1, 30)], now(), &accounts);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(
+        r[1],
+        Err(MempoolError::CannotPay {
+            asset: bridged,
+            balance: Amount(70),
+            pending: Amount(50),
+            cost: Amount(30),
+        })
+    );
+    assert!(r[1]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .contains(&format!("of asset {}", hex::encode(bridged.0))));
+    let r = q.insert(&[send(1, 20)], now(), &accounts);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(q.pending_spend(&me, &bridged), Amount(70));
+    assert_eq!(q.pending_spend(&me, &AssetId::NATIVE), Amount(2 * MIN_FEE));
+    // The native balance is spent on fees now: nothing more, even fee-only.
+    let r = q.insert(
+        &[tx(&k, 2, MIN_FEE, TxKind::Unstake { amount: Amount(1) })],
+        now(),
+        &accounts,
+    );
+    assert!(cannot_pay(&r[0]), "{r:?}");
+
+    // A stake locks its amount, a fee plus amount that overflows is refused as such.
+    let bls = banyan_core::keys::BlsSecretKey::generate(&mut rng(22));
+    let stake = |amount: u128| {
+        tx(
+            &k,
+            0,
+            MIN_FEE,
+            TxKind::Stake {
+                validator_key: bls.public_key(),
+                pop: Box::new(bls.prove_possession()),
+                amount: Amount(amount),
+            },
+        )
+    };
+    let s = pool(100, 64);
+    let accounts = Accounts::broke().with_balance(&k, AssetId::NATIVE, 1000);
+    assert!(cannot_pay(&s.insert(&[stake(1000)], now(), &accounts)[0]));
+    let r = s.insert(&[stake(u128::MAX)], now(), &accounts);
+    assert_eq!(r[0].as_ref().unwrap_err().reason(), "cost_overflow");
+    assert!(s.insert(&[stake(1000 - MIN_FEE)], now(), &accounts)[0].is_ok());
+}
+
+#[test]
+fn commit_and_removal_free_the_budget() {
+    let p = pool(100, 64);
+    let k = AccountSecretKey::generate(&mut rng(23));
+    let me = k.public_key().address();
+    let balance = 3 * cost(100);
+    let accounts = Accounts::broke().with_balance(&k, AssetId::NATIVE, balance);
+    let txs: Vec<_> = (0..4).map(|n| transfer(&k, n, addr(1), 100)).collect();
+    let r = p.insert(&txs, now(), &accounts);
+    assert!(
+        r[..3].iter().all(|x| x.is_ok()) && cannot_pay(&r[3]),
+        "{r:?}"
+    );
+
+    // Dropping one (a proposal found it unpayable) frees its cost.
+    p.remove(&[txs[2].id()]);
+    assert_eq!(
+        p.pending_spend(&me, &AssetId::NATIVE),
+        Amount(2 * cost(100))
+    );
+    assert!(p.insert(&txs[2..3], now(), &accounts)[0].is_ok());
+
+    // Two commit, and the account is paid 1000 more in the same block: the committed
+    // balance is what is left plus that, the pending total what is still pooled.
+    let mut state = banyan_dag::State::new();
+    let left = balance - 2 * cost(100) + 1000;
+    state
+        .set(
+            banyan_core::tx::StateKey::Account(me),
+            banyan_dag::StateValue::Nonce(Nonce(2)),
+        )
+        .unwrap();
+    state
+        .set(
+            banyan_core::tx::StateKey::Balance(me, AssetId::NATIVE),
+            banyan_dag::StateValue::Amount(Amount(left)),
+        )
+        .unwrap();
+    p.remove_committed(&txs[..2], std::sync::Arc::new(state));
+    assert_eq!(p.len(), 1);
+    assert_eq!(p.pending_spend(&me, &AssetId::NATIVE), Amount(cost(100)));
+    // Against the committed state itself (what the node passes): nonce 3 is in, and as
+    // many more as the rest pays for.
+    let committed = p.committed_state().unwrap();
+    let more: Vec<_> = (3..40).map(|n| transfer(&k, n, addr(1), 100)).collect();
+    let r = p.insert(&more, now(), &*committed);
+    let fits = ((left - cost(100)) / cost(100)) as usize;
+    assert!(r[..fits].iter().all(|x| x.is_ok()), "{r:?}");
+    assert!(r[fits..].iter().all(cannot_pay), "{r:?}");
+    // Everything removed: nothing pending.
+    let all: Vec<_> = txs.iter().chain(&more).map(SignedTx::id).collect();
+    p.remove(&all);
+    assert_eq!(p.len(), 0);
+    assert_eq!(p.pending_spend(&me, &AssetId::NATIVE), Amount::ZERO);
+}
+
+#[test]
+fn transactions_expire_at_their_ttl() {
+    let ttl = Duration::from_secs(10);
+    let p = Mempool::new(
+        ChainId::MAIN,
+        MempoolLimits {
+            tx_ttl: ttl,
+            ..limits(100, 16)
+        },
+    );
+    let k = AccountSecretKey::generate(&mut rng(24));
+    let me = k.public_key().address();
+    let t0 = Instant::now();
+    let accounts = Accounts::broke().with_balance(&k, AssetId::NATIVE, 2 * cost(5));
+    let a = transfer(&k, 0, addr(1), 5);
+    let b = transfer(&k, 1, addr(1), 5);
+    assert!(p.insert(std::slice::from_ref(&a), t0, &accounts)[0].is_ok());
+    assert!(p.insert(
+        std::slice::from_ref(&b),
+        t0 + Duration::from_secs(4),
+        &accounts
+    )[0]
+    .is_ok());
+    assert_eq!(p.evict_expired(t0 + ttl - Duration::from_millis(1)), 0);
+    assert_eq!(p.len(), 2);
+    // At its TTL the first goes, and its cost with it.
+    assert_eq!(p.evict_expired(t0 + ttl), 1);
+    assert!(!p.is_verified(&a.id()) && p.is_verified(&b.id()));
+    assert_eq!(p.pending_spend(&me, &AssetId::NATIVE), Amount(cost(5)));
+    // The later nonce stays, unselectable behind the gap, until the sender sends the
+    // expired one again (its cost was freed, so it is paid for).
+    assert!(p.select(100, usize::MAX, zero).is_empty());
+    assert!(p.insert(std::slice::from_ref(&a), t0 + ttl, &accounts)[0].is_ok());
+    assert_eq!(p.select(100, usize::MAX, zero).len(), 2);
+    // An insert evicts what expired before it admits anything.
+    let c = AccountSecretKey::generate(&mut rng(25));
+    let r = p.insert(
+        &[transfer(&c, 0, addr(1), 5)],
+        t0 + Duration::from_secs(14),
+        &rich(),
+    );
+    assert!(r[0].is_ok());
+    assert_eq!(p.len(), 2, "b (admitted at 4s) expired at 14s");
+    assert!(!p.is_verified(&b.id()));
+    assert_eq!(p.evict_expired(t0 + 2 * ttl), 1);
+    assert_eq!(p.evict_expired(t0 + Duration::from_secs(24)), 1);
+    assert!(p.is_empty());
+    assert_eq!(p.pending_spend(&me, &AssetId::NATIVE), Amount::ZERO);
+}
+
+fn throttling_pool() -> Mempool {
+    Mempool::new(
+        ChainId::MAIN,
+        MempoolLimits {
+            throttle_strikes: 3,
+            throttle_window: Duration::from_secs(10),
+            throttle_cooldown: Duration::from_secs(30),
+            ..limits(100, 64)
+        },
+    )
+}
+
+#[test]
+fn senders_of_unpayable_transactions_are_throttled_then_let_go() {
+    let p = throttling_pool();
+    let k = AccountSecretKey::generate(&mut rng(26));
+    let t0 = Instant::now();
+    let accounts = Accounts::broke().with_balance(&k, AssetId::NATIVE, cost(1));
+    let txs: Vec<_> = (0..10).map(|n| transfer(&k, n, addr(1), 1)).collect();
+    assert!(p.insert(&txs[..1], t0, &accounts)[0].is_ok());
+    // Two strikes, then the window passes: they no longer count.
+    for n in 1..3 {
+        assert!(cannot_pay(&p.insert(&txs[n..n + 1], t0, &accounts)[0]));
+    }
+    let t1 = t0 + Duration::from_secs(10);
+    for n in 1..3 {
+        assert!(cannot_pay(&p.insert(&txs[n..n + 1], t1, &accounts)[0]));
+    }
+    // The third strike in the window throttles.
+    assert!(cannot_pay(&p.insert(&txs[3..4], t1, &accounts)[0]));
+    let checks = p.signature_counts().admission;
+    let r = p.insert(&txs[4..], t1 + Duration::from_secs(1), &accounts);
+    let e = r[0].as_ref().unwrap_err();
+    assert_eq!(
+        *e,
+        MempoolError::Throttled {
+            retry_after_ms: 29_000,
+            strikes: 3,
+            window_ms: 10_000,
+        }
+    );
+    assert_eq!(e.reason(), "throttled");
+    assert!(e.to_string().contains("fund the account or wait"), "{e}");
+    assert!(r.iter().all(|x| x == &r[0]), "{r:?}");
+    assert_eq!(
+        p.signature_counts().admission,
+        checks,
+        "throttled transactions cost no signature check"
+    );
+    // Even a payable transaction waits for the cool-down.
+    p.remove(&[txs[0].id()]);
+    let r = p.insert(&txs[..1], t1 + Duration::from_secs(29), &accounts);
+    assert!(matches!(r[0], Err(MempoolError::Throttled { .. })), "{r:?}");
+    // After it, the sender is heard again.
+    let r = p.insert(&txs[..1], t1 + Duration::from_secs(30), &accounts);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert!(cannot_pay(
+        &p.insert(&txs[1..2], t1 + Duration::from_secs(30), &accounts)[0]
+    ));
+}
+
+#[test]
+fn one_batch_of_unpayable_transactions_throttles_after_few_checks() {
+    let p = throttling_pool();
+    let k = AccountSecretKey::generate(&mut rng(27));
+    let t0 = Instant::now();
+    let accounts = Accounts::broke().with_balance(&k, AssetId::NATIVE, cost(1));
+    let txs: Vec<_> = (0..50).map(|n| transfer(&k, n, addr(1), 1)).collect();
+    let r = p.insert(&txs, t0, &accounts);
+    assert!(r[0].is_ok());
+    assert!(r[1..].iter().all(cannot_pay), "{r:?}");
+    // The admitted one and three strikes were checked, not the other 46.
+    assert_eq!(p.signature_counts().admission, 4);
+    let r = p.insert(&txs[1..2], t0, &accounts);
+    assert!(matches!(r[0], Err(MempoolError::Throttled { .. })), "{r:?}");
+}
+
+#[test]
+fn forged_transactions_do_not_throttle_the_named_sender() {
+    let p = throttling_pool();
+    let victim = AccountSecretKey::generate(&mut rng(28));
+    let t0 = Instant::now();
+    let accounts = Accounts::broke().with_balance(&victim, AssetId::NATIVE, 2 * cost(1));
+    // Unpayable transactions in the victim's name, under junk signatures, many times over.
+    let forge = |round: u64, n: u64| {
+        let mut t = transfer(&victim, n, addr(6), FUNDS + u128::from(round));
+        t.signature = AccountSignature::from_bytes(&[(round * 20 + n) as u8; 64]);
+        t
+    };
+    for round in 0..5u64 {
+        let forged: Vec<_> = (0..20).map(|n| forge(round, n)).collect();
+        let r = p.insert(&forged, t0, &accounts);
+        // Those checked fail their signature check; the rest are refused for funds, unheard.
+        assert!(
+            r.iter().all(|x| matches!(
+                x,
+                Err(MempoolError::BadSignature(_)) | Err(MempoolError::CannotPay { .. })
+            )),
+            "{r:?}"
+        );
+        // Three (the strike allowance per batch) had their signatures checked, and failed.
+        let checked = r
+            .iter()
+            .filter(|x| matches!(x, Err(MempoolError::BadSignature(_))))
+            .count();
+        assert_eq!(checked, 3, "{r:?}");
+    }
+    // The victim itself is not throttled.
+    let own: Vec<_> = (0..2).map(|n| transfer(&victim, n, addr(1), 1)).collect();
+    let r = p.insert(&own, t0, &accounts);
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    assert_eq!(p.len(), 2);
+}
+
+#[test]
+fn fifty_unfunded_keys_take_no_slot_and_a_funded_sender_still_gets_in() {
+    // The node's pool size; every key tries to park 2,000 transactions.
+    let p = pool(200_000, 4096);
+    let t0 = Instant::now();
+    let funded = AccountSecretKey::generate(&mut rng(29));
+    let accounts = Accounts::broke().with_balance(&funded, AssetId::NATIVE, 100 * cost(1));
+    for key in 0..50u64 {
+        let k = AccountSecretKey::generate(&mut rng(1000 + key));
+        let txs: Vec<_> = (0..2000).map(|n| transfer(&k, n, addr(1), 1)).collect();
+        for batch in txs.chunks(500) {
+            let r = p.insert(batch, t0, &accounts);
+            assert!(r.iter().all(cannot_pay), "key {key}: {r:?}");
+        }
+        assert_eq!(p.len(), 0, "key {key} took a slot");
+    }
+    assert_eq!(
+        p.signature_counts().admission,
+        0,
+        "the flood cost no signature check"
+    );
+    let txs: Vec<_> = (0..100).map(|n| transfer(&funded, n, addr(1), 1)).collect();
+    let r = p.insert(&txs, t0, &accounts);
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    assert_eq!(p.len(), 100);
+    assert_eq!(p.select(1000, usize::MAX, zero).len(), 100);
 }

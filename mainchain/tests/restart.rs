@@ -19,10 +19,11 @@ fn reopen_keeps_tip_state_and_balances() {
         let mut parent = f.genesis.block();
         for h in 0..3u64 {
             pool.insert(
-                (0..5)
+                &(0..5)
                     .map(|n| transfer(sender, h * 5 + n, addr(4), 10))
-                    .collect(),
-                |a| app.store().nonce(a).unwrap(),
+                    .collect::<Vec<_>>(),
+                std::time::Instant::now(),
+                &*pool.committed_state().unwrap(),
             );
             let b = propose(&mut app, &parent, h + 1);
             assert_eq!(b.txs.len(), 5);
@@ -55,9 +56,11 @@ fn reopen_keeps_tip_state_and_balances() {
     assert_eq!(app.committed_tip(), tip);
 
     // And the chain goes on.
-    pool.insert(vec![transfer(sender, 15, addr(4), 10)], |a| {
-        app.store().nonce(a).unwrap()
-    });
+    pool.insert(
+        &[transfer(sender, 15, addr(4), 10)],
+        std::time::Instant::now(),
+        &*pool.committed_state().unwrap(),
+    );
     let b4 = propose(&mut app, &blocks[2], 4);
     assert_eq!(b4.txs.len(), 1);
     app.commit(&b4);

@@ -36,6 +36,83 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Events queued for a chain's thread before new ones are dropped (consensus retransmits).
 pub const EVENT_QUEUE: usize = 16_384;
+/// Bytes of frames queued for a chain's thread before new ones are dropped.
+pub const EVENT_QUEUE_BYTES: usize = 256 << 20;
+/// Bytes of frames one peer may have queued for a chain's thread (a quarter of the queue, so
+/// one busy or hostile peer cannot take all of it).
+pub const EVENT_QUEUE_BYTES_PER_PEER: usize = EVENT_QUEUE_BYTES / 4;
+
+/// Why a frame was not queued for a chain's thread (a bounded metric label each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The sender is not in the current committee and the message is not one a non-member
+    /// may send (an epoch proof or a request for one).
+    NotInCommittee,
+    /// Block frames nobody asked this peer for.
+    UnaskedBlocks,
+    /// The queue is full (in events or bytes).
+    QueueFull,
+    /// The sender's share of the queue is full.
+    PeerShareFull,
+}
+
+impl Refused {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::NotInCommittee => "NotInCommittee",
+            Refused::UnaskedBlocks => "UnaskedBlocks",
+            Refused::QueueFull => "QueueFull",
+            Refused::PeerShareFull => "PeerShareFull",
+        }
+    }
+}
+
+/// What the network receivers check before a frame takes a slot in a chain's queue: who is
+/// in the committee, whose blocks are awaited, and how many bytes each peer has queued.
+#[derive(Default)]
+struct Gate {
+    members: std::sync::RwLock<std::collections::HashSet<PeerKey>>,
+    blocks_from: Mutex<Option<PeerKey>>,
+    queued: Mutex<(usize, HashMap<PeerKey, usize>)>,
+}
+
+impl Gate {
+    /// Reserve `bytes` of the queue for `from`.
+    fn reserve(&self, from: &PeerKey, bytes: usize) -> Result<(), Refused> {
+        let mut q = self.queued.lock().map_err(|_| Refused::QueueFull)?;
+        let (total, per_peer) = &mut *q;
+        let mine = per_peer.get(from).copied().unwrap_or(0);
+        if total.saturating_add(bytes) > EVENT_QUEUE_BYTES {
+            return Err(Refused::QueueFull);
+        }
+        if mine.saturating_add(bytes) > EVENT_QUEUE_BYTES_PER_PEER {
+            return Err(Refused::PeerShareFull);
+        }
+        *total += bytes;
+        per_peer.insert(*from, mine + bytes);
+        Ok(())
+    }
+
+    /// Give back what [`Gate::reserve`] took.
+    fn release(&self, from: &PeerKey, bytes: usize) {
+        if let Ok(mut q) = self.queued.lock() {
+            let (total, per_peer) = &mut *q;
+            *total = total.saturating_sub(bytes);
+            if let Some(mine) = per_peer.get_mut(from) {
+                *mine = mine.saturating_sub(bytes);
+                if *mine == 0 {
+                    per_peer.remove(from);
+                }
+            }
+        }
+    }
+}
+
+/// A short printable prefix of a peer key, for logs.
+fn hex_prefix(key: &PeerKey) -> String {
+    key[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What a chain's thread is told.
 #[derive(Debug)]
@@ -46,6 +123,8 @@ pub enum Event {
         from: PeerKey,
         /// The message.
         message: Message,
+        /// Size of its frame (reserved in the queue's byte budget).
+        bytes: usize,
     },
     /// Committed blocks from a peer, for following the chain (see [`wire`]).
     Blocks {
@@ -53,6 +132,8 @@ pub enum Event {
         from: PeerKey,
         /// The blocks, in height order.
         blocks: Vec<Block>,
+        /// Size of its frame (reserved in the queue's byte budget).
+        bytes: usize,
     },
     /// Stop after persisting what is in flight.
     Shutdown,
@@ -104,6 +185,7 @@ pub struct ChainInstance {
     /// What its thread publishes.
     pub shared: Arc<Mutex<Shared>>,
     events: SyncSender<Event>,
+    gate: Arc<Gate>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -141,10 +223,13 @@ impl ChainInstance {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let thread_shared = shared.clone();
         let thread_store = store.clone();
+        let gate = Arc::new(Gate::default());
+        let thread_gate = gate.clone();
         let thread = std::thread::Builder::new()
             .name(format!("chain-{}", chain.0))
             .spawn(move || {
-                let mut driver = match Driver::open(setup, thread_store, thread_shared.clone()) {
+                let opened = Driver::open(setup, thread_store, thread_shared.clone(), thread_gate);
+                let mut driver = match opened {
                     Ok(d) => {
                         let _ = ready_tx.send(Ok(()));
                         d
@@ -171,21 +256,79 @@ impl ChainInstance {
             store,
             shared,
             events,
+            gate,
             thread: Some(thread),
         })
     }
 
-    /// Queue a consensus message; dropped (and false) when the queue is full.
-    pub fn deliver(&self, from: PeerKey, message: Message) -> bool {
-        match self.events.try_send(Event::Message { from, message }) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+    /// Queue a consensus message that came in a frame of `bytes` bytes. Refused (and not
+    /// queued) from a peer outside the current committee, unless it is an epoch proof or a
+    /// request for one (which followers exchange), and when the queue or the peer's share of
+    /// it is full.
+    pub fn deliver(&self, from: PeerKey, message: Message, bytes: usize) -> Result<(), Refused> {
+        let anyone_may_send = matches!(
+            message,
+            Message::EpochProof(_) | Message::EpochProofRequest(_)
+        );
+        if !anyone_may_send {
+            let member = self
+                .gate
+                .members
+                .read()
+                .map(|m| m.contains(&from))
+                .unwrap_or(false);
+            if !member {
+                return Err(Refused::NotInCommittee);
+            }
         }
+        self.queue(
+            from,
+            bytes,
+            Event::Message {
+                from,
+                message,
+                bytes,
+            },
+        )
     }
 
-    /// Queue committed blocks from a peer; dropped (and false) when the queue is full.
-    pub fn deliver_blocks(&self, from: PeerKey, blocks: Vec<Block>) -> bool {
-        self.events.try_send(Event::Blocks { from, blocks }).is_ok()
+    /// Queue committed blocks from a peer (a frame of `bytes` bytes): only from the peer the
+    /// chain asked, and within the queue's budgets.
+    pub fn deliver_blocks(
+        &self,
+        from: PeerKey,
+        blocks: Vec<Block>,
+        bytes: usize,
+    ) -> Result<(), Refused> {
+        let asked = self
+            .gate
+            .blocks_from
+            .lock()
+            .map(|g| *g == Some(from))
+            .unwrap_or(false);
+        if !asked {
+            return Err(Refused::UnaskedBlocks);
+        }
+        self.queue(
+            from,
+            bytes,
+            Event::Blocks {
+                from,
+                blocks,
+                bytes,
+            },
+        )
+    }
+
+    fn queue(&self, from: PeerKey, bytes: usize, event: Event) -> Result<(), Refused> {
+        self.gate.reserve(&from, bytes)?;
+        match self.events.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.gate.release(&from, bytes);
+                Err(Refused::QueueFull)
+            }
+        }
     }
 
     /// A snapshot of what the thread published.
@@ -313,6 +456,7 @@ impl PeerMap {
 }
 
 struct Driver {
+    gate: Arc<Gate>,
     chain: ChainId,
     label: String,
     app: SharedChainApp,
@@ -339,20 +483,33 @@ struct Driver {
 }
 
 /// How a node outside the current committee follows the chain: it asks peers, in turn, for
-/// the proof that its epoch ended; checks it against the committee it knows; fetches the
-/// committed blocks up to the proven ending block; checks that they hash-link to it; then
-/// re-executes and commits them (the application checks every state root) and moves to the
-/// next epoch, where it takes part in consensus if it is in the committee.
+/// the proof that its epoch ended and checks it against the committee it knows (any peer may
+/// send it: the proof carries its own authority). It then fetches the committed blocks
+/// **backwards** from the proven ending block, from the configured peers in turn: each block
+/// must hash to the id its child names (the first to the proven id) and its transactions must
+/// hash to its header's `tx_root`, so every block is checked as it arrives and a peer that
+/// sends a bad one, or stays silent, is benched and the next one asked. Once the blocks reach
+/// the committed tip they are re-executed and committed in order (the application checks every
+/// state root), and the node moves to the next epoch, taking part in consensus if it is in the
+/// committee.
 #[derive(Default)]
 struct Follow {
     /// Next peer to ask, index into the configured peers.
     next_peer: usize,
     /// When the last request went out.
     asked_ms: u64,
-    /// A verified proof being completed: who sent it, the proof, the ending header.
-    target: Option<(PeerKey, banyan_consensus::EpochChangeProof, BlockHeader)>,
-    /// Blocks fetched so far, in height order from the committed tip.
+    /// The peer the outstanding block request went to.
+    asked: Option<PeerKey>,
+    /// Heights asked per request (halved when an answer stops short of the wanted height).
+    span: u64,
+    /// A verified proof being completed, with its ending header.
+    target: Option<(banyan_consensus::EpochChangeProof, BlockHeader)>,
+    /// Blocks fetched and checked so far, from the proven ending block downwards.
     blocks: Vec<Block>,
+    /// Their encoded size.
+    bytes: usize,
+    /// Peers that sent a bad block or did not answer, benched until this time (ms).
+    benched: HashMap<PeerKey, u64>,
 }
 
 /// A member that has committed nothing for this long asks peers whether its epoch ended.
@@ -360,8 +517,13 @@ const STALL_MS: u64 = 5_000;
 /// A follower asks again after this long without progress.
 const FOLLOW_RETRY_MS: u64 = 1_000;
 /// Most blocks a follower holds before applying them (an epoch longer than this cannot be
-/// followed; `epoch_length` is far below it in practice).
+/// followed; `epoch_length` is far below it in practice). Every block held was checked
+/// against the proven chain first.
 const MAX_FOLLOW_BLOCKS: usize = 100_000;
+/// Most bytes of blocks a follower holds before applying them.
+const MAX_FOLLOW_BYTES: usize = 1 << 30;
+/// A peer that sent a bad block or let a request time out is not asked again for this long.
+const FOLLOW_BENCH_MS: u64 = 30_000;
 
 /// Key of one signed vote in the vote log: chain | epoch | round | block.
 fn vote_log_key(chain: ChainId, epoch: u64, round: u64, block: &[u8; 32]) -> Vec<u8> {
@@ -406,7 +568,12 @@ fn clone_key(key: &BlsSecretKey) -> Result<BlsSecretKey> {
 }
 
 impl Driver {
-    fn open(setup: ChainSetup, store: ChainStore, shared: Arc<Mutex<Shared>>) -> Result<Self> {
+    fn open(
+        setup: ChainSetup,
+        store: ChainStore,
+        shared: Arc<Mutex<Shared>>,
+        gate: Arc<Gate>,
+    ) -> Result<Self> {
         let chain = setup.genesis.chain();
         let observer = MetricsObserver {
             chain: chain.0.to_string(),
@@ -421,6 +588,7 @@ impl Driver {
         )
         .context("cannot open the chain state")?;
         let mut d = Driver {
+            gate,
             chain,
             label: chain.0.to_string(),
             app: SharedChainApp::new(app),
@@ -447,8 +615,10 @@ impl Driver {
         Ok(d)
     }
 
-    /// Start the replica of the epoch the application is in, then feed it `early` messages.
-    fn boot_epoch(&mut self, early: Vec<(usize, Message)>) -> Result<()> {
+    /// Start the replica of the epoch the application is in, then feed it `early` messages
+    /// (by sender key: committee indices change between epochs, and a replica refuses a vote
+    /// or timeout whose signer index is not its sender's).
+    fn boot_epoch(&mut self, early: Vec<(PeerKey, Message)>) -> Result<()> {
         let record = self.app.lock().epoch_record();
         let committee = record.committee()?;
         let me_id = self.key.public_key().validator_id();
@@ -459,6 +629,9 @@ impl Driver {
                 .is_some_and(|m| m.key.key().validator_id() == me_id)
         });
         self.peer_map = PeerMap::new(&committee, &self.peers);
+        if let Ok(mut m) = self.gate.members.write() {
+            *m = self.peer_map.by_key.keys().copied().collect();
+        }
         self.me = me;
         self.registry_dirty = true;
         self.metrics
@@ -507,8 +680,10 @@ impl Driver {
         let res = replica.start(now_ms(), &mut out);
         self.replica = Some(replica);
         self.after(out, res)?;
-        for (from, m) in early {
-            self.step(Input::Message { from, message: m })?;
+        for (key, m) in early {
+            if let Some(&from) = self.peer_map.by_key.get(&key) {
+                self.step(Input::Message { from, message: m })?;
+            }
         }
         Ok(())
     }
@@ -524,8 +699,22 @@ impl Driver {
             };
             match rx.recv_timeout(Duration::from_millis(wait)) {
                 Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(Event::Message { from, message }) => self.on_message(from, message)?,
-                Ok(Event::Blocks { from, blocks }) => self.on_blocks(from, blocks)?,
+                Ok(Event::Message {
+                    from,
+                    message,
+                    bytes,
+                }) => {
+                    self.gate.release(&from, bytes);
+                    self.on_message(from, message)?
+                }
+                Ok(Event::Blocks {
+                    from,
+                    blocks,
+                    bytes,
+                }) => {
+                    self.gate.release(&from, bytes);
+                    self.on_blocks(from, blocks)?
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.replica.is_some() && now_ms() >= self.deadline_ms {
                         self.step(Input::Timer)?;
@@ -539,8 +728,22 @@ impl Driver {
                         self.publish();
                         return Ok(());
                     }
-                    Event::Message { from, message } => self.on_message(from, message)?,
-                    Event::Blocks { from, blocks } => self.on_blocks(from, blocks)?,
+                    Event::Message {
+                        from,
+                        message,
+                        bytes,
+                    } => {
+                        self.gate.release(&from, bytes);
+                        self.on_message(from, message)?
+                    }
+                    Event::Blocks {
+                        from,
+                        blocks,
+                        bytes,
+                    } => {
+                        self.gate.release(&from, bytes);
+                        self.on_blocks(from, blocks)?
+                    }
                 }
             }
             if self.replica.is_some() && now_ms() >= self.deadline_ms {
@@ -589,26 +792,100 @@ impl Driver {
         })
     }
 
-    /// Outside the committee: ask the next peer how the current epoch ended, or for the
-    /// blocks still missing, when nothing came for a while.
+    /// Outside the committee: ask how the current epoch ended, or for the blocks still
+    /// missing, when nothing came for a while (benching a peer that let a block request time
+    /// out).
     fn follow_tick(&mut self) {
         let now = now_ms();
         if now.saturating_sub(self.follow.asked_ms) < FOLLOW_RETRY_MS || self.peers.is_empty() {
             return;
         }
+        if let Some(silent) = self.follow.asked.take() {
+            self.bench(silent, "did not answer a block request in time");
+        }
         self.follow.asked_ms = now;
-        if let Some((from, _, ending)) = &self.follow.target {
-            let next = self.follow_next_height();
-            let frame = wire::blocks_request_frame(self.chain, next, ending.height.0);
-            let from = *from;
-            // The proof's sender may be gone: forget it, so the next tick asks another peer.
-            if self.network.try_send(&from, Class::Sync, frame).is_err() {
-                self.follow.target = None;
-                self.follow.blocks.clear();
-            }
+        if self.follow.target.is_some() {
+            self.request_followed_blocks(now);
             return;
         }
         self.ask_next_peer_how_epoch_ended();
+    }
+
+    /// Stop asking `peer` for blocks for a while.
+    fn bench(&mut self, peer: PeerKey, why: &str) {
+        tracing::warn!(
+            chain = self.chain.0,
+            peer = %hex_prefix(&peer),
+            "following: {why}; asking other peers for {} s",
+            FOLLOW_BENCH_MS / 1_000
+        );
+        self.metrics
+            .consensus_rejected
+            .with_label_values(&[self.label.as_str(), "FollowPeerBenched"])
+            .inc();
+        self.follow
+            .benched
+            .insert(peer, now_ms().saturating_add(FOLLOW_BENCH_MS));
+    }
+
+    /// The next configured peer in turn that is not benched (all benched: the next in turn).
+    fn next_follow_peer(&mut self, now: u64) -> Option<PeerKey> {
+        let n = self.peers.len();
+        if n == 0 {
+            return None;
+        }
+        self.follow.benched.retain(|_, until| *until > now);
+        let mut fallback = None;
+        for _ in 0..n {
+            let key = *self.peers[self.follow.next_peer % n].network_key.as_bytes();
+            self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
+            if !self.follow.benched.contains_key(&key) {
+                return Some(key);
+            }
+            fallback.get_or_insert(key);
+        }
+        fallback
+    }
+
+    /// Ask the next peer for the highest blocks still missing below those held.
+    fn request_followed_blocks(&mut self, now: u64) {
+        let Some((want, _)) = self.follow_wanted() else {
+            return;
+        };
+        let tip = self.app.lock().committed_tip().height.0;
+        let span = self.follow.span.clamp(1, wire::MAX_BLOCKS_PER_FRAME as u64);
+        let lo = want.saturating_sub(span - 1).max(tip.saturating_add(1));
+        let Some(peer) = self.next_follow_peer(now) else {
+            return;
+        };
+        let frame = wire::blocks_request_frame(self.chain, lo, want);
+        self.follow.asked = Some(peer);
+        self.follow.asked_ms = now;
+        self.expect_blocks_from(Some(peer));
+        if self.network.try_send(&peer, Class::Sync, frame).is_err() {
+            // Not connected (or its queue is full): the next tick asks another peer.
+            self.follow.asked = None;
+        }
+    }
+
+    /// The height and id of the next block wanted (downwards from the proven ending block),
+    /// or `None` when the held blocks reach the committed tip.
+    fn follow_wanted(&self) -> Option<(u64, banyan_core::hash::Digest)> {
+        let (_, ending) = self.follow.target.as_ref()?;
+        let tip = self.app.lock().committed_tip();
+        let (h, id) = match self.follow.blocks.last() {
+            None => (ending.height.0, ending.id()),
+            Some(b) => (b.header.height.0.saturating_sub(1), b.header.parent),
+        };
+        (h > tip.height.0).then_some((h, id))
+    }
+
+    /// Tell the node which peer's block frames to queue for this chain (others are dropped
+    /// before they take a slot).
+    fn expect_blocks_from(&self, peer: Option<PeerKey>) {
+        if let Ok(mut g) = self.gate.blocks_from.lock() {
+            *g = peer;
+        }
     }
 
     /// A member that commits nothing for [`STALL_MS`] may be the last one still in an epoch
@@ -638,12 +915,6 @@ impl Driver {
         self.follow.next_peer = self.follow.next_peer.wrapping_add(1);
         let epoch = self.app.lock().committee().epoch();
         self.send_to_key(&key, &Message::EpochProofRequest(epoch));
-    }
-
-    fn follow_next_height(&self) -> u64 {
-        let tip = self.app.lock().committed_tip().height.0;
-        tip.saturating_add(1)
-            .saturating_add(self.follow.blocks.len() as u64)
     }
 
     /// A proof that the current epoch ended, received while following.
@@ -685,77 +956,122 @@ impl Driver {
             epoch.0,
             ending.height.0
         );
-        // The epoch is proven over: its replica (if any) has nothing left to sign.
+        // The epoch is proven over: its replica (if any) has nothing left to sign. Blocks
+        // are asked first of the peer that sent the proof (it has them, if honest).
         self.replica = None;
-        self.follow.target = Some((from, proof, ending));
+        self.follow.target = Some((proof, ending));
         self.follow.blocks.clear();
+        self.follow.bytes = 0;
+        self.follow.span = wire::MAX_BLOCKS_PER_FRAME as u64;
+        if let Some(i) = self
+            .peers
+            .iter()
+            .position(|p| p.network_key.as_bytes() == &from)
+        {
+            self.follow.next_peer = i;
+        }
+        self.follow.asked = None;
         self.follow.asked_ms = 0;
         self.follow_tick();
         Ok(())
     }
 
-    /// Committed blocks received while following: keep those that extend what we have, and
-    /// once the proven ending block is reached, check the links and apply them.
+    /// Committed blocks received while following, from the peer asked: each must be the
+    /// next one wanted downwards (its id the one its child names, its transactions hashing to
+    /// its `tx_root`). A bad block benches the peer and drops the rest of its answer; once the
+    /// held blocks reach the committed tip they are applied.
     fn on_blocks(&mut self, from: PeerKey, blocks: Vec<Block>) -> Result<()> {
-        let Some((sender, _, ending)) = self.follow.target.clone() else {
+        if self.follow.asked != Some(from) || self.replica.is_some() {
+            return Ok(());
+        }
+        self.follow.asked = None;
+        self.expect_blocks_from(None);
+        let Some((want_height, _)) = self.follow_wanted() else {
             return Ok(());
         };
-        if from != sender || self.replica.is_some() {
-            return Ok(());
-        }
-        for b in blocks {
-            let want = self.follow_next_height();
-            if b.header.height.0 != want || want > ending.height.0 {
+        let mut reached = false;
+        // The answer is in ascending height order; walk it from the top.
+        for b in blocks.into_iter().rev() {
+            let Some((h, id)) = self.follow_wanted() else {
+                break;
+            };
+            if b.header.height.0 > h {
                 continue;
             }
-            if self.follow.blocks.len() >= MAX_FOLLOW_BLOCKS {
-                return Err(anyhow!(
-                    "an epoch of more than {MAX_FOLLOW_BLOCKS} blocks cannot be followed"
-                ));
+            if b.header.height.0 < h {
+                break;
             }
+            if b.header.id() != id {
+                self.bench(from, "sent a block that is not on the proven chain");
+                break;
+            }
+            if Block::compute_tx_root(&b.txs) != b.header.tx_root {
+                self.bench(
+                    from,
+                    "sent a block whose transactions do not match its header",
+                );
+                break;
+            }
+            let size = banyan_core::codec::encoded_len(&b);
+            if self.follow.blocks.len() >= MAX_FOLLOW_BLOCKS
+                || self.follow.bytes.saturating_add(size) > MAX_FOLLOW_BYTES
+            {
+                tracing::error!(
+                    chain = self.chain.0,
+                    "the epoch being followed holds more than {MAX_FOLLOW_BLOCKS} blocks or                      {MAX_FOLLOW_BYTES} bytes; this node cannot follow it (raise the limits                      or resync from a recent data dir)"
+                );
+                self.follow.target = None;
+                self.follow.blocks.clear();
+                self.follow.bytes = 0;
+                return Ok(());
+            }
+            reached |= b.header.height.0 == want_height;
+            self.follow.bytes += size;
             self.follow.blocks.push(b);
         }
+        if !reached && !self.follow.benched.contains_key(&from) {
+            // An answer cut short by its size budget: ask for fewer blocks next time.
+            self.follow.span = (self.follow.span / 2).max(1);
+        }
         self.follow.asked_ms = 0;
-        if self.follow_next_height() <= ending.height.0 {
+        if self.follow_wanted().is_some() {
             self.follow_tick();
             return Ok(());
         }
-        self.apply_followed(ending)
+        self.apply_followed()
     }
 
-    fn apply_followed(&mut self, ending: BlockHeader) -> Result<()> {
-        let blocks = std::mem::take(&mut self.follow.blocks);
-        let Some((_, proof, _)) = self.follow.target.take() else {
+    /// Apply the followed blocks, all checked against the proven chain, from the committed
+    /// tip up.
+    fn apply_followed(&mut self) -> Result<()> {
+        let mut blocks = std::mem::take(&mut self.follow.blocks);
+        self.follow.bytes = 0;
+        let Some((proof, ending)) = self.follow.target.take() else {
             return Ok(());
         };
-        // Hash links from the proven ending block back to the committed tip.
+        blocks.reverse();
         let tip = self.app.lock().committed_tip();
-        let mut expect = ending.id();
-        for b in blocks.iter().rev() {
-            if b.header.id() != expect {
-                tracing::warn!(
-                    chain = self.chain.0,
-                    "followed blocks do not link to the proven block; asking again"
-                );
-                return Ok(());
-            }
-            expect = b.header.parent;
-        }
-        if expect != tip.id {
-            tracing::warn!(
-                chain = self.chain.0,
-                "followed blocks do not extend the committed tip; asking again"
-            );
-            return Ok(());
+        if blocks.first().map(|b| b.header.parent) != Some(tip.id) {
+            // The proven chain does not extend what this node committed: a fork below the
+            // epoch's start, which only more than a third of a committee could certify.
+            return Err(anyhow!(
+                "the certified chain of epoch {} does not extend this node's committed block                  at height {}: this node's chain differs from the network's; resync it with a                  new data dir",
+                proof.epoch().0,
+                tip.height.0
+            ));
         }
         let mut parent = self
             .store
             .block_by_id(&tip.id)?
             .ok_or_else(|| anyhow!("the committed tip block is missing from storage"))?;
         for b in blocks {
+            // Every block here hash-links to the certified ending block and its body matches
+            // its header, so a failure is this node's own state differing from the chain's.
             if let Err(e) = self.app.lock().verify(&parent, &b) {
                 return Err(anyhow!(
-                    "block {} of the certified chain does not re-execute to its state root                      ({e}); this node's state differs from the chain: resync it with a new data dir",
+                    "block {} of the certified chain does not re-execute to its state root \
+                     ({e}); this node's state differs from the chain: resync it with a new \
+                     data dir",
                     b.header.height.0
                 ));
             }
@@ -850,11 +1166,23 @@ impl Driver {
                     self.store
                         .put_epoch_proof(epoch, &proof)
                         .context("cannot archive the epoch proof")?;
+                    // Early messages came under this epoch's indices: keep their senders'
+                    // keys, which the next epoch maps to its own indices.
                     let early = self
                         .replica
                         .take()
                         .map(|mut r| r.take_next_epoch_messages())
-                        .unwrap_or_default();
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|(i, m)| {
+                            self.peer_map
+                                .by_index
+                                .get(i)
+                                .copied()
+                                .flatten()
+                                .map(|k| (k, m))
+                        })
+                        .collect();
                     tracing::info!(
                         chain = self.chain.0,
                         "epoch {} ended; starting epoch {}",

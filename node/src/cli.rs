@@ -6,7 +6,8 @@
 //! banyan init          --home <DIR> --keys <DIR> --genesis <FILE> [--peers <FILE>] [addresses]
 //! banyan start         --home <DIR> | --config <FILE>
 //! banyan devnet        [--dir <DIR>] [--validators N] [--reset] [--duration D]
-//! banyan status | tx transfer | query balance|block|validators | validator stake|unstake  [--rpc URL]
+//! banyan status | tx transfer | query balance|block|validators          [--rpc URL]
+//! banyan validator stake|unstake|report-equivocation                    [--rpc URL]
 //! banyan load          --rpc <URL,...> --keys <DIR> --rate R [--duration D] [--accounts N]
 //! ```
 //!
@@ -58,7 +59,7 @@ pub enum Command {
     /// Read balances, blocks and validators from a running node.
     #[command(subcommand)]
     Query(crate::client_cmd::QueryCommand),
-    /// Stake to join the validator set, or unstake to leave it.
+    /// Stake to join the validator set, unstake to leave it, or report an equivocation.
     #[command(subcommand)]
     Validator(crate::client_cmd::ValidatorCommand),
     /// Drive open-loop transfer load against nodes and report committed TPS and latency.
@@ -294,8 +295,25 @@ pub(crate) fn read_password(
 }
 
 fn read_password_file(path: &Path) -> Result<Zeroizing<String>> {
+    use std::os::unix::fs::PermissionsExt;
     let f = std::fs::File::open(path)
         .with_context(|| format!("cannot open password file {}", path.display()))?;
+    // Checked on the opened file, so a swap between the check and the read cannot slip by.
+    let mode = f
+        .metadata()
+        .with_context(|| format!("cannot inspect password file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "password file {} has mode {:04o}, so other users can read or change it; refusing \
+             to use it, as for keystores. Run `chmod 600 {}`, and if others may have read it, \
+             change the password (and treat the keys as exposed)",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        );
+    }
     let mut bytes = Zeroizing::new(Vec::new());
     f.take(MAX_PASSWORD_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -9,6 +9,8 @@
 //! banyan query validators [--chain C]                              [--rpc URL] [--json]
 //! banyan validator stake   --keys DIR --amount N [--fee F] [--nonce N] [--password-file FILE] [--wait]
 //! banyan validator unstake --keys DIR --amount N [--fee F] [--nonce N] [--password-file FILE] [--wait]
+//! banyan validator report-equivocation --keys DIR --evidence FILE [--offender ADDRESS]
+//!                    [--fee F] [--nonce N] [--password-file FILE] [--wait]
 //! ```
 //!
 //! The node's URL is `--rpc`, else the `BANYAN_RPC` environment variable, else
@@ -19,8 +21,11 @@ use crate::cli::{read_password, PasswordArgs};
 use crate::key_dir::{KeyPaths, PublicKeys, ValidatorKeys};
 use crate::rpc::client::{BlockingRpcClient, DEFAULT_RPC_URL, RPC_URL_ENV};
 use anyhow::{bail, Context, Result};
-use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
-use banyan_core::tx::{TxBody, TxKind};
+use banyan_core::certificate::VoteData;
+use banyan_core::hash::Digest;
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round};
+use banyan_core::keys::{BlsPublicKey, BlsSignature};
+use banyan_core::tx::{SignedVote, TxBody, TxKind, VoteEquivocation};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -203,8 +208,143 @@ pub enum ValidatorCommand {
     /// possession of DIR/validator.bls.pop.json, signed by the directory's account key.
     Stake(StakeArgs),
     /// Withdraw stake; the validator leaves the set at the next epoch when its stake reaches
-    /// zero.
+    /// zero. The coins are paid after the chain's unbonding period (`unbonding_epochs` in the
+    /// genesis), and stay slashable until then.
     Unstake(StakeArgs),
+    /// Report a validator that signed two conflicting votes (same chain, epoch and round,
+    /// different blocks): its stake and unbonding coins are slashed and its key jailed.
+    ///
+    /// FILE is JSON: `{"validator_key": HEX, "offender": ADDRESS (optional), "votes":
+    /// [VOTE, VOTE]}` with each VOTE `{"chain", "epoch", "round", "height", "block": HEX,
+    /// "signature": HEX}`. Without an offender, the account staking with the key is looked up
+    /// on the node. The directory's account sends the report and pays its fee.
+    ReportEquivocation(ReportArgs),
+}
+
+/// Arguments of `banyan validator report-equivocation`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The evidence file (JSON, see the command's help).
+    #[arg(long, value_name = "FILE")]
+    pub evidence: PathBuf,
+    /// The account whose stake backs the key (default: the file's `offender`, else looked
+    /// up in the node's validator registry).
+    #[arg(long, value_name = "ADDRESS")]
+    pub offender: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
+}
+
+/// Largest evidence file read.
+pub const MAX_EVIDENCE_FILE_BYTES: u64 = 64 << 10;
+
+/// One signed vote in an evidence file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteJson {
+    /// Chain id.
+    pub chain: u32,
+    /// Epoch.
+    pub epoch: u64,
+    /// Round.
+    pub round: u64,
+    /// Height of the block voted for.
+    pub height: u64,
+    /// Id of the block voted for (64 hex digits).
+    pub block: String,
+    /// BLS signature of the vote's signing message (192 hex digits).
+    pub signature: String,
+}
+
+/// An evidence file: two conflicting votes of one validator key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceFile {
+    /// The BLS key that signed both votes (96 hex digits).
+    pub validator_key: String,
+    /// The account whose stake backs the key, if known (64 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offender: Option<String>,
+    /// The two votes.
+    pub votes: [VoteJson; 2],
+}
+
+impl EvidenceFile {
+    /// The file of `evidence` (against `offender`, when known).
+    pub fn of(evidence: &VoteEquivocation, offender: Option<Address>) -> Self {
+        let vote = |v: &SignedVote| VoteJson {
+            chain: v.data.chain.0,
+            epoch: v.data.epoch.0,
+            round: v.data.round.0,
+            height: v.data.height.0,
+            block: v.data.block.to_hex(),
+            signature: hex::encode(v.signature.as_bytes()),
+        };
+        EvidenceFile {
+            validator_key: evidence.validator_key.to_hex(),
+            offender: offender.map(|a| a.to_hex()),
+            votes: [vote(&evidence.first), vote(&evidence.second)],
+        }
+    }
+
+    /// The evidence, parsed and checked (both signatures, one slot, two blocks), so that a
+    /// bad file is refused here rather than by the node.
+    pub fn evidence(&self) -> Result<VoteEquivocation> {
+        let hex_bytes = |what: &str, s: &str| {
+            hex::decode(s.trim().strip_prefix("0x").unwrap_or(s.trim()))
+                .with_context(|| format!("{what} is not hex"))
+        };
+        let validator_key =
+            BlsPublicKey::from_bytes(&hex_bytes("validator_key", &self.validator_key)?)
+                .context("validator_key")?;
+        let vote = |i: usize, v: &VoteJson| -> Result<SignedVote> {
+            let mut block = [0u8; 32];
+            hex::decode_to_slice(
+                v.block.trim().strip_prefix("0x").unwrap_or(v.block.trim()),
+                &mut block,
+            )
+            .with_context(|| format!("votes[{i}].block is not 64 hex digits"))?;
+            let signature = BlsSignature::from_bytes(&hex_bytes("signature", &v.signature)?)
+                .with_context(|| format!("votes[{i}].signature"))?;
+            Ok(SignedVote {
+                data: VoteData {
+                    chain: ChainId(v.chain),
+                    epoch: Epoch(v.epoch),
+                    round: Round(v.round),
+                    height: Height(v.height),
+                    block: Digest(block),
+                },
+                signature,
+            })
+        };
+        let evidence = VoteEquivocation {
+            validator_key,
+            first: vote(0, &self.votes[0])?,
+            second: vote(1, &self.votes[1])?,
+        };
+        evidence
+            .verify()
+            .context("the evidence proves no equivocation")?;
+        Ok(evidence)
+    }
+
+    /// Read and parse `path`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let len = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        if len > MAX_EVIDENCE_FILE_BYTES {
+            bail!(
+                "{} is {len} bytes, more than an evidence file may be ({MAX_EVIDENCE_FILE_BYTES})",
+                path.display()
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an evidence file", path.display()))
+    }
 }
 
 /// Arguments of `banyan validator stake|unstake`.
@@ -403,6 +543,38 @@ pub fn validator(cmd: ValidatorCommand, out: &mut dyn Write) -> Result<()> {
             },
             out,
         ),
+        ValidatorCommand::ReportEquivocation(args) => {
+            let file = EvidenceFile::read(&args.evidence)?;
+            let evidence = file.evidence()?;
+            let offender = match args.offender.as_deref().or(file.offender.as_deref()) {
+                Some(a) => parse_address(a, "--offender")?,
+                None => {
+                    let key = evidence.validator_key.to_hex();
+                    let set = args.send.rpc.connect()?.validators_on(ChainId::MAIN)?;
+                    let mut backing = set.registry.iter().filter(|v| v.bls_key == key);
+                    match (backing.next(), backing.next()) {
+                        (Some(v), None) => parse_address(&v.address, "registry address")?,
+                        (None, _) => bail!(
+                            "no account stakes with key {key} in the node's registry; pass                              --offender ADDRESS (an account whose coins are still unbonding)"
+                        ),
+                        (Some(_), Some(_)) => bail!(
+                            "several accounts stake with key {key}; pass --offender ADDRESS                              (one report per account)"
+                        ),
+                    }
+                }
+            };
+            send(
+                &args.send,
+                ChainId::MAIN,
+                |_| {
+                    Ok(TxKind::ReportEquivocation {
+                        offender,
+                        evidence: Box::new(evidence),
+                    })
+                },
+                out,
+            )
+        }
     }
 }
 

@@ -124,6 +124,136 @@ impl Default for MempoolSection {
     }
 }
 
+/// `[rpc]` settings: the JSON-RPC server's limits, each as in
+/// [`RpcLimits`](crate::rpc::server::RpcLimits) (the defaults are its defaults); durations in
+/// ms. [`RpcSection::limits`] checks them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcSection {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Most requests in one batch.
+    pub max_batch: usize,
+    /// Most transactions in one `banyan_submitTxs` call.
+    pub max_txs_per_call: usize,
+    /// Most JSON values in one request body.
+    pub max_json_values: usize,
+    /// Most time to receive a request's headers (and keep an idle connection), ms.
+    pub header_read_timeout_ms: u64,
+    /// Most time to receive a request's body, ms.
+    pub body_read_timeout_ms: u64,
+    /// Most bytes of request bodies held at once, over all connections.
+    pub max_buffered_body_bytes: usize,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Most connections one client (IPv4 address, IPv6 /64) holds open.
+    pub max_connections_per_client: usize,
+    /// Calls per second one client may sustain (each call of a batch counts).
+    pub rate_per_client_per_s: u32,
+    /// Calls one client may make at once above its rate.
+    pub burst_per_client: u32,
+    /// Clients tracked for the per-client limits.
+    pub max_clients: usize,
+    /// Largest response body, bytes.
+    pub max_response_bytes: usize,
+    /// Most requests computed at once on the blocking pool.
+    pub max_blocking_jobs: usize,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        let l = crate::rpc::server::RpcLimits::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        RpcSection {
+            max_body_bytes: l.max_body_bytes,
+            max_batch: l.max_batch,
+            max_txs_per_call: l.max_txs_per_call,
+            max_json_values: l.max_json_values,
+            header_read_timeout_ms: ms(l.header_read_timeout),
+            body_read_timeout_ms: ms(l.body_read_timeout),
+            max_buffered_body_bytes: l.max_buffered_body_bytes,
+            max_connections: l.max_connections,
+            max_connections_per_client: l.max_connections_per_client,
+            rate_per_client_per_s: l.rate_per_client_per_s,
+            burst_per_client: l.burst_per_client,
+            max_clients: l.max_clients,
+            max_response_bytes: l.max_response_bytes,
+            max_blocking_jobs: l.max_blocking_jobs,
+        }
+    }
+}
+
+impl RpcSection {
+    /// The server's limits, or what is wrong with them.
+    pub fn limits(&self) -> Result<crate::rpc::server::RpcLimits> {
+        use std::time::Duration;
+        for (name, value) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_batch", self.max_batch),
+            ("max_txs_per_call", self.max_txs_per_call),
+            ("max_json_values", self.max_json_values),
+            ("max_buffered_body_bytes", self.max_buffered_body_bytes),
+            ("max_connections", self.max_connections),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client,
+            ),
+            ("max_clients", self.max_clients),
+            ("max_response_bytes", self.max_response_bytes),
+            ("max_blocking_jobs", self.max_blocking_jobs),
+        ] {
+            if value == 0 {
+                bail!("[rpc] {name} must be at least 1");
+            }
+        }
+        if self.header_read_timeout_ms == 0 || self.body_read_timeout_ms == 0 {
+            bail!("[rpc] header_read_timeout_ms and body_read_timeout_ms must be at least 1");
+        }
+        if self.rate_per_client_per_s == 0 {
+            bail!("[rpc] rate_per_client_per_s must be at least 1");
+        }
+        if (self.burst_per_client as usize) < self.max_batch {
+            bail!(
+                "[rpc] burst_per_client ({}) must be at least max_batch ({}), or full batches \
+                 are always refused",
+                self.burst_per_client,
+                self.max_batch
+            );
+        }
+        if self.max_clients < self.max_connections {
+            bail!(
+                "[rpc] max_clients ({}) must be at least max_connections ({}), so a new client \
+                 always finds room",
+                self.max_clients,
+                self.max_connections
+            );
+        }
+        if self.max_buffered_body_bytes < self.max_body_bytes {
+            bail!(
+                "[rpc] max_buffered_body_bytes ({}) must be at least max_body_bytes ({})",
+                self.max_buffered_body_bytes,
+                self.max_body_bytes
+            );
+        }
+        Ok(crate::rpc::server::RpcLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_batch: self.max_batch,
+            max_txs_per_call: self.max_txs_per_call,
+            max_json_values: self.max_json_values,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            max_buffered_body_bytes: self.max_buffered_body_bytes,
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            rate_per_client_per_s: self.rate_per_client_per_s,
+            burst_per_client: self.burst_per_client,
+            max_clients: self.max_clients,
+            max_response_bytes: self.max_response_bytes,
+            max_blocking_jobs: self.max_blocking_jobs,
+        })
+    }
+}
+
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +283,9 @@ pub struct NodeConfig {
     /// Mempool limits.
     #[serde(default)]
     pub mempool: MempoolSection,
+    /// JSON-RPC server limits.
+    #[serde(default)]
+    pub rpc: RpcSection,
     /// The other nodes (the identities they published).
     #[serde(default)]
     pub peers: Vec<Identity>,

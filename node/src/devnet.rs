@@ -33,6 +33,8 @@ pub const DEMO_BALANCE: u128 = 1_000_000_000_000_000;
 pub const VALIDATOR_BALANCE: u128 = 1_000_000_000;
 /// Stake of each genesis validator.
 pub const VALIDATOR_STAKE: u128 = 1_000_000;
+/// Epochs unstaked coins wait on a devnet (short, so that a demo sees them paid).
+pub const DEVNET_UNBONDING_EPOCHS: u64 = 1;
 
 /// Arguments of `banyan devnet`.
 #[derive(Debug, Args)]
@@ -235,6 +237,8 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
         epoch_length: args.epoch_length,
         min_fee: "1".to_string(),
         max_block_txs: args.max_block_txs,
+        unbonding_epochs: DEVNET_UNBONDING_EPOCHS,
+        slash_fraction_percent: banyan_dag::ledger::DEFAULT_SLASH_FRACTION_PERCENT,
         accounts,
         validators,
     };

@@ -113,6 +113,7 @@ pub fn config(
         execution_threads: 1,
         consensus: ConsensusSection::default(),
         mempool: MempoolSection::default(),
+        rpc: crate::config::RpcSection::default(),
         peers,
     }
 }

@@ -9,16 +9,17 @@ use crate::chain::{ChainInstance, ChainSetup};
 use crate::config::{NodeConfig, VerifiedPeer};
 use crate::key_dir::KeyPaths;
 use crate::metrics::Metrics;
-use crate::rpc::server::{serve, serve_metrics, RpcLimits};
+use crate::rpc::server::{serve, serve_metrics};
 use crate::wire;
 use anyhow::{anyhow, bail, Context, Result};
 use banyan_consensus::ReplicaConfig;
-use banyan_core::ids::{Address, AssetId, ChainId, Height, Nonce};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::tx::{SignedTx, TxKind};
+use banyan_mainchain::mempool::CommittedAccounts;
 use banyan_mainchain::{Genesis, Mempool, MempoolLimits};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
 use banyan_store::{Store, StoreOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +33,14 @@ pub struct Node {
     network: Network,
     metrics: Metrics,
     peers_configured: usize,
+    /// Per peer: tokens left for block requests and when they were last refilled.
+    block_requests: std::sync::Mutex<HashMap<banyan_net::PeerKey, (f64, std::time::Instant)>>,
 }
+
+/// Block requests (each answered with up to [`wire::MAX_BLOCKS_PER_FRAME`] blocks or
+/// [`wire::BLOCKS_FRAME_BUDGET`] bytes) served per peer per second; a burst of twice this is
+/// allowed. A follower needs one request per frame of blocks.
+pub const BLOCK_REQUESTS_PER_SEC: f64 = 8.0;
 
 /// Bind a TCP listener, or say what to do when the address is taken.
 pub async fn bind(addr: SocketAddr, what: &str, setting: &str) -> Result<TcpListener> {
@@ -61,6 +69,10 @@ pub fn run(config_path: &Path) -> Result<()> {
 }
 
 async fn run_async(cfg: NodeConfig) -> Result<()> {
+    let rpc_limits = cfg
+        .rpc
+        .limits()
+        .context("the [rpc] section of the node config is invalid")?;
     let genesis = Genesis::from_file(&cfg.genesis)
         .map_err(|e| anyhow!("genesis {}: {e}", cfg.genesis.display()))?;
     let password = crate::cli::password_from(cfg.password_file.as_deref(), &cfg.keys_dir)?;
@@ -108,6 +120,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
             max_txs: cfg.mempool.max_txs,
             max_per_sender: cfg.mempool.max_per_sender,
             min_fee: params.min_fee,
+            ..MempoolLimits::default()
         },
     ));
     let replica = ReplicaConfig {
@@ -141,6 +154,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         network: network.clone(),
         metrics: metrics.clone(),
         peers_configured: peers.len(),
+        block_requests: std::sync::Mutex::new(HashMap::new()),
     });
     spawn_receivers(node.clone(), receivers);
     {
@@ -150,6 +164,10 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
                 node.metrics
                     .peers
                     .set(node.network.connected().len() as i64);
+                // Pooled transactions past their TTL leave even when nothing new arrives.
+                for c in node.chains.values() {
+                    c.mempool.evict_expired(std::time::Instant::now());
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
@@ -164,7 +182,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         rpc_listener,
         api,
         metrics.clone(),
-        RpcLimits::default(),
+        rpc_limits,
         stopped(stop_rx.clone()),
     ));
     let metrics_task = tokio::spawn(serve_metrics(
@@ -246,7 +264,11 @@ fn spawn_receivers(node: Arc<Node>, r: Receivers) {
     let n = node.clone();
     tokio::spawn(async move {
         while let Some(inc) = sync.recv().await {
-            n.on_frame(inc.from, &inc.payload);
+            // Block requests read RocksDB and block frames decode megabytes: off the async
+            // workers that carry QUIC, one frame at a time.
+            let node = n.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || node.on_frame(inc.from, &inc.payload)).await;
         }
     });
     tokio::spawn(async move {
@@ -284,33 +306,64 @@ impl Node {
         };
         match body {
             wire::Body::Consensus(m) => {
-                if !instance.deliver(from, m) {
+                if let Err(why) = instance.deliver(from, m, payload.len()) {
                     self.metrics
                         .consensus_rejected
-                        .with_label_values(&[chain.0.to_string().as_str(), "QueueFull"])
+                        .with_label_values(&[chain.0.to_string().as_str(), why.label()])
                         .inc();
                 }
             }
             wire::Body::Txs(txs) => {
                 // Gossiped transactions: checked like any others, not gossiped again.
-                let _ = self.insert(instance, txs);
+                let _ = self.insert(instance, &txs);
             }
             wire::Body::BlocksRequest { from: lo, to: hi } => {
                 self.serve_blocks(from, instance, lo, hi)
             }
             wire::Body::Blocks(blocks) => {
-                if !instance.deliver_blocks(from, blocks) {
+                if let Err(why) = instance.deliver_blocks(from, blocks, payload.len()) {
                     self.metrics
                         .consensus_rejected
-                        .with_label_values(&[chain.0.to_string().as_str(), "QueueFull"])
+                        .with_label_values(&[chain.0.to_string().as_str(), why.label()])
                         .inc();
                 }
             }
         }
     }
 
-    /// Committed blocks `lo..=hi` for a follower, within the frame's limits.
+    /// Whether `peer` may have one more block request served now (a token bucket of
+    /// [`BLOCK_REQUESTS_PER_SEC`] per peer; only configured peers reach here, so the table is
+    /// bounded by the peer list).
+    fn block_request_allowed(&self, peer: &banyan_net::PeerKey) -> bool {
+        let Ok(mut table) = self.block_requests.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let burst = 2.0 * BLOCK_REQUESTS_PER_SEC;
+        let (tokens, last) = table.entry(*peer).or_insert((burst, now));
+        let refill = now.duration_since(*last).as_secs_f64() * BLOCK_REQUESTS_PER_SEC;
+        *tokens = (*tokens + refill).min(burst);
+        *last = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+
+    /// Committed blocks `lo..=hi` for a follower, within the frame's limits and the peer's
+    /// request budget.
     fn serve_blocks(&self, to: banyan_net::PeerKey, instance: &ChainInstance, lo: u64, hi: u64) {
+        if !self.block_request_allowed(&to) {
+            self.metrics
+                .consensus_rejected
+                .with_label_values(&[
+                    instance.chain.0.to_string().as_str(),
+                    "BlockRequestRateLimited",
+                ])
+                .inc();
+            return;
+        }
         let mut blocks = Vec::new();
         let mut bytes = 0usize;
         let mut h = lo.max(1);
@@ -340,16 +393,18 @@ impl Node {
     fn insert(
         &self,
         instance: &ChainInstance,
-        txs: Vec<SignedTx>,
+        txs: &[SignedTx],
     ) -> Vec<Result<banyan_core::hash::Digest, banyan_mainchain::MempoolError>> {
         // The committed state in memory when the chain has recorded it (always, once open);
-        // the store otherwise.
-        let committed = instance.mempool.committed_state();
-        let store = instance.store.clone();
-        let results = instance.mempool.insert(txs, |a| match &committed {
-            Some(state) => banyan_mainchain::nonce_in(state, a),
-            None => store.nonce(a).unwrap_or(Nonce(0)),
-        });
+        // the store otherwise. `now` is the pool's only clock: admission times for expiry
+        // and the throttle's windows.
+        let now = std::time::Instant::now();
+        let results = match instance.mempool.committed_state() {
+            Some(state) => instance.mempool.insert(txs, now, &*state),
+            None => instance
+                .mempool
+                .insert(txs, now, &StoreAccounts(&instance.store)),
+        };
         let label = instance.chain.0.to_string();
         for r in &results {
             if let Err(e) = r {
@@ -369,6 +424,21 @@ impl Node {
     }
 }
 
+/// The committed accounts read from the store, for admission before the chain has recorded
+/// its state in the mempool. A read error counts as an empty account: its transactions are
+/// refused (they cannot be paid for), never admitted unchecked.
+struct StoreAccounts<'a>(&'a banyan_mainchain::ChainStore);
+
+impl CommittedAccounts for StoreAccounts<'_> {
+    fn nonce(&self, address: &Address) -> Nonce {
+        self.0.nonce(address).unwrap_or(Nonce(0))
+    }
+
+    fn balance(&self, address: &Address, asset: &AssetId) -> Amount {
+        self.0.balance(address, asset).unwrap_or(Amount::ZERO)
+    }
+}
+
 fn storage(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("storage: {e}"))
 }
@@ -384,6 +454,7 @@ fn kind_name(k: &TxKind) -> &'static str {
         TxKind::DeliverPacket { .. } => "deliver_packet",
         TxKind::AcknowledgePacket { .. } => "acknowledge_packet",
         TxKind::TimeoutPacket { .. } => "timeout_packet",
+        TxKind::ReportEquivocation { .. } => "report_equivocation",
     }
 }
 
@@ -430,7 +501,7 @@ impl NodeApi for Node {
                 continue;
             };
             let (idx, txs): (Vec<usize>, Vec<SignedTx>) = items.into_iter().unzip();
-            let results = self.insert(instance, txs.clone());
+            let results = self.insert(instance, &txs);
             let mut accepted = Vec::new();
             for ((i, tx), r) in idx.into_iter().zip(txs).zip(results) {
                 out[i] = Some(match r {

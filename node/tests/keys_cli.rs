@@ -19,6 +19,7 @@ fn env() -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let password_file = tmp.path().join("password.txt");
     fs::write(&password_file, PASSWORD).unwrap();
+    fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600)).unwrap();
     Env {
         dir: tmp.path().join("keys"),
         password_file,
@@ -208,6 +209,22 @@ fn wrong_password_is_a_clear_error() {
         s(&e.password_file),
     ]);
     assert_fails_with(&o, &["wrong password", "validator.bls.json"]);
+}
+
+#[test]
+fn password_file_open_to_others_is_refused() {
+    let e = env();
+    json_of(&generate(&e, &[]));
+    fs::set_permissions(&e.password_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let o = banyan(&[
+        "keys",
+        "show",
+        "--dir",
+        s(&e.dir),
+        "--password-file",
+        s(&e.password_file),
+    ]);
+    assert_fails_with(&o, &["password file", "0644", "chmod 600"]);
 }
 
 #[test]

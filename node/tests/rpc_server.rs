@@ -271,6 +271,7 @@ async fn size_limits() {
         max_body_bytes: 4096,
         max_batch: 1000,
         max_txs_per_call: 2,
+        ..RpcLimits::default()
     })
     .await;
     // Declared too large.

@@ -256,6 +256,30 @@ pub fn tx_kind() -> impl Strategy<Value = TxKind> {
                 })
             }
         ),
+        (
+            address(),
+            bls_pk(),
+            vote_data(),
+            bls_sig(),
+            vote_data(),
+            bls_sig()
+        )
+            .prop_map(|(offender, validator_key, a, sa, b, sb)| {
+                TxKind::ReportEquivocation {
+                    offender,
+                    evidence: Box::new(VoteEquivocation {
+                        validator_key,
+                        first: SignedVote {
+                            data: a,
+                            signature: sa,
+                        },
+                        second: SignedVote {
+                            data: b,
+                            signature: sb,
+                        },
+                    }),
+                }
+            }),
     ]
 }
 pub fn tx_body() -> impl Strategy<Value = TxBody> {

@@ -13,16 +13,26 @@ use banyan_core::keys::{
 };
 use banyan_core::merkle::MerkleProof;
 use banyan_core::tx::{
-    Acknowledgement, AssetOrigin, NonDeliveryProof, Packet, PacketProof, SidechainParams, StateKey,
-    TxBody, TxKind,
+    Acknowledgement, AssetOrigin, NonDeliveryProof, Packet, PacketProof, SidechainParams,
+    SignedVote, StateKey, TxBody, TxKind, VoteEquivocation,
 };
-use banyan_dag::ledger::PacketProofs;
-use banyan_dag::value::{LightClientState, PendingPackets, SidechainStatus, ValidatorRecord};
+use banyan_dag::ledger::{PacketProofs, StakingRules};
+use banyan_dag::value::{
+    LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
+};
 use banyan_dag::{Ledger, State, StateValue, VerifiedTx};
 use std::sync::OnceLock;
 
 /// The height blocks are executed at.
 pub const HEIGHT: Height = Height(5);
+/// The epoch blocks are executed in.
+pub const EPOCH: Epoch = Epoch(3);
+/// The staking rules blocks are executed under: evidence of epoch 0 is expired at [`EPOCH`],
+/// evidence of epoch 2 is not.
+pub const RULES: StakingRules = StakingRules {
+    unbonding_epochs: 2,
+    slash_fraction_percent: 10,
+};
 /// Most accounts in the pool.
 pub const MAX_ACCOUNTS: usize = 8;
 
@@ -56,6 +66,8 @@ pub struct Pool {
     pub keys: Vec<AccountPublicKey>,
     pub addrs: Vec<Address>,
     pub bls: Vec<(BlsPublicKey, ProofOfPossession)>,
+    /// Valid equivocation evidence: for each BLS key, on chains 0 and 1, in epochs 0 and 2.
+    pub evidence: Vec<VoteEquivocation>,
     pub packet_proof: PacketProof,
     pub non_delivery: NonDeliveryProof,
 }
@@ -80,6 +92,31 @@ pub fn pool() -> &'static Pool {
             .iter()
             .map(|k| (k.public_key(), k.prove_possession()))
             .collect();
+        let mut evidence = Vec::new();
+        for k in &bls_keys {
+            for chain in [ChainId(0), ChainId(1)] {
+                for epoch in [Epoch(0), Epoch(2)] {
+                    let vote = |b: u8| {
+                        let data = VoteData {
+                            chain,
+                            epoch,
+                            round: Round(4),
+                            height: Height(9),
+                            block: Digest([b; 32]),
+                        };
+                        SignedVote {
+                            data,
+                            signature: k.sign(data.signing_message().as_bytes()),
+                        }
+                    };
+                    evidence.push(VoteEquivocation {
+                        validator_key: k.public_key(),
+                        first: vote(1),
+                        second: vote(2),
+                    });
+                }
+            }
+        }
         let header = BlockHeader {
             chain: ChainId(1),
             epoch: Epoch(0),
@@ -116,6 +153,7 @@ pub fn pool() -> &'static Pool {
             keys,
             addrs,
             bls,
+            evidence,
             packet_proof: PacketProof {
                 header: certified.clone(),
                 inclusion: inclusion.clone(),
@@ -180,7 +218,7 @@ pub fn local_asset() -> AssetId {
 }
 
 pub fn ledger(chain: ChainId) -> Ledger<HashBitProofs> {
-    Ledger::new(chain, HEIGHT, HashBitProofs)
+    Ledger::new(chain, HEIGHT, HashBitProofs).with_staking(RULES, EPOCH)
 }
 
 fn set(state: &mut State, key: StateKey, value: StateValue) {
@@ -225,9 +263,50 @@ pub fn random_block(
                 &mut state,
                 StateKey::Validator(*a),
                 StateValue::Validator(ValidatorRecord {
-                    stake: Amount(rng.pick(&[1u128, 50, u128::MAX - 1])),
+                    stake: Amount(rng.pick(&[0u128, 1, 50, u128::MAX - 1])),
                     key: *key.as_bytes(),
                 }),
+            );
+            // An offence of this key on this chain already punished on this account.
+            let punished = p
+                .evidence
+                .iter()
+                .find(|e| e.validator_key == *key && e.slot().0 == chain && e.slot().1 == Epoch(2));
+            if let (Some(e), true) = (punished, rng.chance(30)) {
+                set(
+                    &mut state,
+                    StateKey::Offense(e.offense_id(a)),
+                    StateValue::Flag(true),
+                );
+            }
+            if rng.chance(50) {
+                set(
+                    &mut state,
+                    StateKey::Unbonding(*a),
+                    StateValue::Unbonding(UnbondingEntry {
+                        amount: Amount(rng.pick(&[7u128, 1_000, u128::MAX])),
+                        release_epoch: Epoch(rng.below(6) as u64),
+                    }),
+                );
+            }
+        }
+    }
+    for (key, _) in &p.bls {
+        if rng.chance(20) {
+            set(
+                &mut state,
+                StateKey::Jailed(key.validator_id()),
+                StateValue::Flag(true),
+            );
+        }
+    }
+    for e in &p.evidence {
+        if rng.chance(10) {
+            let a = p.addrs[rng.below(accounts)];
+            set(
+                &mut state,
+                StateKey::Offense(e.offense_id(&a)),
+                StateValue::Flag(true),
             );
         }
     }
@@ -364,7 +443,7 @@ pub fn random_block(
                 timeout_height: Height(rng.pick(&[0u64, 5, 1_000])),
             }
         };
-        let kind = match rng.below(20) {
+        let kind = match rng.below(22) {
             0..=8 => TxKind::Transfer {
                 to: other(&mut rng),
                 asset: rng.pick(&assets),
@@ -378,9 +457,23 @@ pub fn random_block(
                     amount: Amount(rng.pick(&[0u128, 10, 1_000_000])),
                 }
             }
-            10 => TxKind::Unstake {
+            10 | 20 => TxKind::Unstake {
                 amount: Amount(rng.pick(&[0u128, 5, 1_000_000_000])),
             },
+            21 => {
+                // Mostly about this chain (the ledger refuses others).
+                let here: Vec<&VoteEquivocation> =
+                    p.evidence.iter().filter(|e| e.slot().0 == chain).collect();
+                let evidence = if !here.is_empty() && rng.chance(85) {
+                    here[rng.below(here.len())].clone()
+                } else {
+                    p.evidence[rng.below(p.evidence.len())].clone()
+                };
+                TxKind::ReportEquivocation {
+                    offender: other(&mut rng),
+                    evidence: Box::new(evidence),
+                }
+            }
             11 => TxKind::SpawnSidechain {
                 params: SidechainParams {
                     committee_size: rng.pick(&[0u16, 4]),

@@ -69,6 +69,7 @@ pub fn fixture(n: usize, funded: usize, epoch_length: u64) -> Fixture {
         epoch_length,
         min_fee: Amount(MIN_FEE),
         max_block_txs: 1000,
+        staking: banyan_dag::ledger::StakingRules::default(),
     };
     let accounts: Vec<(Address, Amount)> = funded
         .iter()

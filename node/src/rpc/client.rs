@@ -2,8 +2,8 @@
 //! command-line tools ([`BlockingRpcClient`]).
 
 use super::{
-    encode_tx_hex, ErrorObject, GET_ACCOUNT, GET_BLOCK, GET_VALIDATORS, STATUS, SUBMIT_TX,
-    SUBMIT_TXS,
+    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_VALIDATORS, RATE_LIMITED, STATUS,
+    SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
 use crate::api::{AccountView, BlockView, NodeStatus, Submitted, ValidatorsView};
 use banyan_core::ids::{Address, AssetId, ChainId};
@@ -26,8 +26,15 @@ pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:8545";
 pub const RPC_URL_ENV: &str = "BANYAN_RPC";
 /// Largest response body accepted.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
-/// How long one call may take, connection included.
+/// How long one call may take, connection and retries included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most retries of a call the node refused for a limit ([`RATE_LIMITED`],
+/// [`TOO_MANY_CONNECTIONS`], [`BUSY`]; such a refusal changed nothing).
+pub const LIMITED_RETRIES: u32 = 6;
+/// The wait before the first such retry; it doubles each time, up to [`LIMITED_MAX_WAIT`].
+pub const LIMITED_FIRST_WAIT: Duration = Duration::from_millis(50);
+/// The longest wait between such retries.
+pub const LIMITED_MAX_WAIT: Duration = Duration::from_secs(2);
 /// Most transactions [`RpcClient::submit_txs`] sends in one call (the server's default limit).
 pub const TXS_PER_CALL: usize = 10_000;
 /// Most hex digits of transactions [`RpcClient::submit_txs`] sends in one call (half the
@@ -178,32 +185,56 @@ impl RpcClient {
         }
     }
 
-    /// Call `method` with `params` and return its result.
+    /// Call `method` with `params` and return its result. A call the node refused for one of
+    /// its limits is retried, backing off, at most [`LIMITED_RETRIES`] times.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let mut req = Request::new(Full::new(Bytes::from(body.to_string())));
+        let body = Bytes::from(
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        );
+        let attempts = async {
+            let mut wait = LIMITED_FIRST_WAIT;
+            let mut retries = 0;
+            loop {
+                match self.attempt(body.clone()).await {
+                    Err(e)
+                        if retries < LIMITED_RETRIES
+                            && matches!(
+                                e.code(),
+                                Some(RATE_LIMITED | TOO_MANY_CONNECTIONS | BUSY)
+                            ) =>
+                    {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(LIMITED_MAX_WAIT);
+                        retries += 1;
+                    }
+                    r => return r,
+                }
+            }
+        };
+        tokio::time::timeout(CALL_TIMEOUT, attempts)
+            .await
+            .map_err(|_| self.transport(format!("no answer within {CALL_TIMEOUT:?}")))?
+    }
+
+    /// One HTTP exchange of a call.
+    async fn attempt(&self, body: Bytes) -> Result<Value, RpcError> {
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = hyper::Method::POST;
         *req.uri_mut() = self.uri.clone();
         req.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let exchange = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| self.transport(error_chain(&e)))?;
-            let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| self.transport(format!("reading the answer: {e}")))?
-                .to_bytes();
-            Ok::<_, RpcError>((status, bytes))
-        };
-        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, exchange)
+        let resp = self
+            .http
+            .request(req)
             .await
-            .map_err(|_| self.transport(format!("no answer within {CALL_TIMEOUT:?}")))??;
+            .map_err(|e| self.transport(error_chain(&e)))?;
+        let status = resp.status();
+        let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| self.transport(format!("reading the answer: {e}")))?
+            .to_bytes();
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| self.bad(format!("HTTP {status} with a body that is not JSON ({e})")))?;
         if let Some(error) = value.get("error") {

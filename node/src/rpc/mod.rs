@@ -25,8 +25,34 @@
 //! [`METHOD_NOT_FOUND`], [`INVALID_PARAMS`], [`INTERNAL_ERROR`]) and one server code per
 //! [`ApiError`] kind ([`UNKNOWN_CHAIN`], [`NOT_FOUND`], [`REJECTED`], [`UNAVAILABLE`]; an
 //! [`ApiError::InvalidParams`] is [`INVALID_PARAMS`]). The message is the error's text.
+//!
+//! Limits ([`server::RpcLimits`]; [`server`] says where each applies). A request refused by
+//! a limit changes nothing, except that a batch cut by the response cap ran the calls before
+//! the cut. A *client* is an IPv4 address or an IPv6 /64.
+//!
+//! | limit (default) | when exceeded | HTTP | code |
+//! |---|---|---|---|
+//! | `max_body_bytes` (8 MiB) | body larger, declared or sent | 413 | [`INVALID_REQUEST`] |
+//! | `max_json_values` (100 000) | body holds more JSON values | 413 | [`INVALID_REQUEST`] |
+//! | nesting (128, serde_json's) | arrays/objects nested deeper | 200 | [`PARSE_ERROR`] |
+//! | `max_batch` (1000) | batch longer (or empty) | 200 | [`INVALID_REQUEST`] |
+//! | `max_txs_per_call` (10 000) | `banyan_submitTxs` longer | 200 | [`INVALID_PARAMS`] |
+//! | `body_read_timeout` (10 s) | body not received in time | 408 | [`BODY_TIMEOUT`] |
+//! | `header_read_timeout` (30 s) | headers not received in time | — | connection closed |
+//! | `max_buffered_body_bytes` (128 MiB) | bodies being received fill the server's buffer | 503 | [`BUSY`] |
+//! | `max_connections` (1024) | more connections | — | wait in the listen backlog |
+//! | `max_connections_per_client` (320) | a client opens more | 429 | [`TOO_MANY_CONNECTIONS`] |
+//! | `rate_per_client_per_s` (2000), `burst_per_client` (4000) | a client calls faster (each call of a batch counts) | 429 + `Retry-After` | [`RATE_LIMITED`] |
+//! | `max_clients` (4096) | more clients with open connections | 429 | [`TOO_MANY_CONNECTIONS`] |
+//! | `max_response_bytes` (32 MiB) | the answers would exceed it | 200 | [`RESPONSE_TOO_LARGE`] on the call that would cross it and every later one |
+//! | `max_blocking_jobs` (8) | more requests computing at once | — | they wait their turn |
+//!
+//! [`client::RpcClient`] retries a call refused with [`RATE_LIMITED`], [`TOO_MANY_CONNECTIONS`]
+//! or [`BUSY`] a few times, backing off.
 
+mod body;
 pub mod client;
+pub mod limiter;
 pub mod server;
 
 use crate::api::ApiError;
@@ -36,7 +62,7 @@ use serde::{Deserialize, Serialize};
 
 /// The JSON is malformed.
 pub const PARSE_ERROR: i64 = -32700;
-/// The JSON is not a valid JSON-RPC 2.0 request (or the body is too large).
+/// The JSON is not a valid JSON-RPC 2.0 request (or the body is too large: HTTP 413).
 pub const INVALID_REQUEST: i64 = -32600;
 /// No such method.
 pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -52,6 +78,18 @@ pub const NOT_FOUND: i64 = -32002;
 pub const REJECTED: i64 = -32003;
 /// [`ApiError::Unavailable`].
 pub const UNAVAILABLE: i64 = -32004;
+/// The client exceeded its call rate (HTTP 429, with `Retry-After`); nothing ran.
+pub const RATE_LIMITED: i64 = -32005;
+/// The client holds too many connections (HTTP 429); the connection is closed.
+pub const TOO_MANY_CONNECTIONS: i64 = -32006;
+/// This call's answer is not in the response: it would have taken the response past the size
+/// cap, or it came after one that would; it changed nothing (a submission that crosses the
+/// cap returns its answer instead). Split the batch.
+pub const RESPONSE_TOO_LARGE: i64 = -32007;
+/// The request body did not arrive within the timeout (HTTP 408); nothing ran.
+pub const BODY_TIMEOUT: i64 = -32008;
+/// The server's buffer for request bodies is full (HTTP 503); nothing ran, retry shortly.
+pub const BUSY: i64 = -32009;
 
 /// `banyan_submitTx`.
 pub const SUBMIT_TX: &str = "banyan_submitTx";

@@ -10,7 +10,8 @@ use banyan_node::metrics::Metrics;
 use banyan_node::rpc::server::{serve, RpcLimits};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::oneshot;
 
 /// The address the fake refuses with `InvalidParams`.
@@ -24,6 +25,25 @@ pub const TIP: u64 = 2;
 pub struct FakeNode {
     pub nonces: Mutex<HashMap<Address, u64>>,
     pub accepted: Mutex<Vec<SignedTx>>,
+    /// When non-zero, every block has this many transactions (see [`big_block_view`]).
+    pub block_txs: AtomicUsize,
+    /// Calls of `block` so far.
+    pub block_calls: AtomicUsize,
+    /// While true, `block` waits (for `reads_released`) before answering.
+    pub hold_reads: Mutex<bool>,
+    /// Notified when `hold_reads` turns false.
+    pub reads_released: Condvar,
+    /// `block` calls running now, and the most seen at once.
+    pub reads_in_flight: AtomicUsize,
+    pub max_reads_in_flight: AtomicUsize,
+}
+
+impl FakeNode {
+    /// Let every held `block` call answer.
+    pub fn release_reads(&self) {
+        *self.hold_reads.lock().unwrap() = false;
+        self.reads_released.notify_all();
+    }
 }
 
 pub fn block_view(height: u64) -> BlockView {
@@ -48,6 +68,20 @@ pub fn block_view(height: u64) -> BlockView {
             failure: (!height.is_multiple_of(2)).then(|| "insufficient balance".into()),
         }],
     }
+}
+
+/// `block_view(height)` with `txs` transactions (about 250 bytes of JSON each).
+pub fn big_block_view(height: u64, txs: usize) -> BlockView {
+    let mut b = block_view(height);
+    let tx = b.txs[0].clone();
+    b.txs = (0..txs as u64)
+        .map(|i| TxView {
+            id: format!("{i:064x}"),
+            nonce: i,
+            ..tx.clone()
+        })
+        .collect();
+    b
 }
 
 pub fn status_view() -> NodeStatus {
@@ -149,10 +183,21 @@ impl NodeApi for FakeNode {
     }
 
     fn block(&self, chain: ChainId, height: Option<u64>) -> Result<BlockView, ApiError> {
+        self.block_calls.fetch_add(1, Ordering::Relaxed);
+        let now = self.reads_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_reads_in_flight.fetch_max(now, Ordering::SeqCst);
+        let mut held = self.hold_reads.lock().unwrap();
+        while *held {
+            held = self.reads_released.wait(held).unwrap();
+        }
+        drop(held);
+        self.reads_in_flight.fetch_sub(1, Ordering::SeqCst);
         if chain != ChainId::MAIN {
             return Err(ApiError::UnknownChain(chain.0));
         }
+        let txs = self.block_txs.load(Ordering::Relaxed);
         match height.unwrap_or(TIP) {
+            h if h <= TIP && txs > 0 => Ok(big_block_view(h, txs)),
             h if h <= TIP => Ok(block_view(h)),
             h => Err(ApiError::NotFound(format!("no block at height {h}"))),
         }
@@ -202,9 +247,13 @@ impl Drop for Server {
 
 /// Start `serve` on 127.0.0.1:0 with a fresh fake node.
 pub async fn start(limits: RpcLimits) -> Server {
+    start_with(limits, Arc::new(FakeNode::default())).await
+}
+
+/// Start `serve` on 127.0.0.1:0 with `node`.
+pub async fn start_with(limits: RpcLimits, node: Arc<FakeNode>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let node = Arc::new(FakeNode::default());
     let metrics = Metrics::new();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(
@@ -239,15 +288,40 @@ pub fn transfer(seed: u8, nonce: u64, amount: u128) -> SignedTx {
     .sign(&key)
 }
 
+/// A connection to `addr` from the loopback address `local` (any of 127.0.0.0/8), so that a
+/// test can speak as several clients.
+pub async fn connect_from(local: &str, addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(local.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
 /// Send raw bytes over a fresh connection and return (status code, body).
 pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    raw_from("127.0.0.1", addr, request).await
+}
+
+/// [`raw`] from the loopback address `local`.
+pub async fn raw_from(local: &str, addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let s = connect_from(local, addr).await;
+    exchange(s, request).await
+}
+
+/// Send `request` on `s`, read until the server closes, return (status code, body).
+pub async fn exchange(mut s: tokio::net::TcpStream, request: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     // The server may answer (and close) before reading all of an oversized body.
     let _ = s.write_all(request).await;
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    parse_http(&buf)
+}
+
+/// (status code, body) of an HTTP/1.1 response read whole.
+pub fn parse_http(buf: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(buf).into_owned();
     let status: u16 = text
         .split_whitespace()
         .nth(1)
@@ -264,12 +338,16 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
 
 /// `verb path` with `body`, `Connection: close`.
 pub async fn http(addr: SocketAddr, verb: &str, path: &str, body: &str) -> (u16, String) {
-    let req = format!(
+    raw(addr, http_request(verb, path, body).as_bytes()).await
+}
+
+/// The bytes of `verb path` with `body`, `Connection: close`.
+pub fn http_request(verb: &str, path: &str, body: &str) -> String {
+    format!(
         "{verb} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
-    raw(addr, req.as_bytes()).await
+    )
 }
 
 /// POST a JSON-RPC body to `/` and parse the JSON answer.

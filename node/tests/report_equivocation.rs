@@ -1,0 +1,160 @@
+//! End to end: a validator's double vote, written as an evidence file, is reported with
+//! `banyan validator report-equivocation`; the running chain slashes the validator's stake and
+//! leaves it out of the next epoch's committee, and the remaining three keep committing.
+
+mod cluster;
+
+use banyan_core::certificate::VoteData;
+use banyan_core::hash::Digest;
+use banyan_core::ids::{ChainId, Epoch, Height, Round};
+use banyan_core::tx::{SignedVote, VoteEquivocation};
+use banyan_node::client_cmd::EvidenceFile;
+use banyan_node::devnet::VALIDATOR_STAKE;
+use cluster::Cluster;
+use std::time::Duration;
+
+const START: Duration = Duration::from_secs(90);
+const COMMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_double_vote_slashes_and_removes_the_validator() {
+    let _serial = cluster::SERIAL.lock().await;
+    let mut c = Cluster::create(4, 0, 20);
+    c.start_all(4);
+    for i in 0..4 {
+        c.wait_height(i, 1, START).await;
+    }
+    let v = c.validators(0).await;
+    assert_eq!(v.committee.len(), 4);
+    let (offender, offender_pub) = c.node_keys(1);
+    let offender_id = offender_pub.validator_id.to_hex();
+
+    // Validator 1 signs votes for two blocks in one round of the current epoch.
+    let vote = |block: u8| {
+        let data = VoteData {
+            chain: ChainId::MAIN,
+            epoch: Epoch(v.epoch),
+            round: Round(1_000_000),
+            height: Height(1),
+            block: Digest([block; 32]),
+        };
+        SignedVote {
+            data,
+            signature: offender.bls.sign(data.signing_message().as_bytes()),
+        }
+    };
+    let evidence = VoteEquivocation {
+        validator_key: offender_pub.bls_pubkey,
+        first: vote(1),
+        second: vote(2),
+    };
+    let file = c.dir.path().join("evidence.json");
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&EvidenceFile::of(&evidence, None)).expect("json"),
+    )
+    .expect("write evidence");
+
+    // The demo account reports it; the offender's account is found in the registry.
+    let mut cmd = std::process::Command::new(cluster::EXE);
+    cmd.args(["validator", "report-equivocation", "--evidence"])
+        .arg(&file)
+        .arg("--keys")
+        .arg(c.layout.demo())
+        .arg("--password-file")
+        .arg(c.layout.password())
+        .args(["--rpc", &c.nodes[0].rpc_url(), "--fee", "1", "--wait"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run banyan validator report-equivocation");
+    assert!(
+        out.status.success(),
+        "report-equivocation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    // Applied in a committed block.
+    let tip = c.height(0).await.expect("up");
+    let mut epoch_of_report = None;
+    for h in (1..=tip).rev() {
+        let b = c.block(0, h).await;
+        if let Some(t) = b.txs.iter().find(|t| t.id == id) {
+            assert!(t.applied, "{t:?}");
+            assert_eq!(t.kind, "report_equivocation");
+            epoch_of_report = Some(b.epoch);
+            break;
+        }
+    }
+    let epoch_of_report = epoch_of_report.expect("the report is in a committed block");
+    // The same evidence again, right away, is refused by the chain (fee charged, nothing
+    // slashed).
+    let mut cmd = std::process::Command::new(cluster::EXE);
+    cmd.args(["validator", "report-equivocation", "--evidence"])
+        .arg(&file)
+        .arg("--offender")
+        .arg(offender_pub.account_address.to_hex())
+        .arg("--keys")
+        .arg(c.layout.demo())
+        .arg("--password-file")
+        .arg(c.layout.password())
+        .args(["--rpc", &c.nodes[0].rpc_url(), "--fee", "1", "--wait"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run banyan validator report-equivocation");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let tip = c.height(0).await.expect("up");
+    let mut found = false;
+    for h in (1..=tip).rev() {
+        let b = c.block(0, h).await;
+        if let Some(t) = b.txs.iter().find(|t| t.id == id) {
+            assert!(!t.applied);
+            assert!(
+                t.failure
+                    .as_deref()
+                    .is_some_and(|f| f.contains("AlreadySlashed")),
+                "{t:?}"
+            );
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the second report is in a committed block");
+    // From the next epoch on, the committee is the other three, and they keep committing; 5%
+    // of the offender's stake was burned.
+    let start = std::time::Instant::now();
+    let v = loop {
+        let v = c.validators(0).await;
+        if v.epoch > epoch_of_report {
+            break v;
+        }
+        assert!(start.elapsed() < COMMIT, "no epoch change: {v:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(v.committee.len(), 3, "{v:?}");
+    assert!(v.committee.iter().all(|m| m.validator_id != offender_id));
+    // (The node's registry view is rebuilt at epoch changes.)
+    let rec = v
+        .registry
+        .iter()
+        .find(|m| m.validator_id == offender_id)
+        .expect("still registered");
+    assert_eq!(
+        rec.stake,
+        (VALIDATOR_STAKE - VALIDATOR_STAKE / 20).to_string()
+    );
+
+    let h = c.height(0).await.expect("up");
+    c.wait_height(0, h + 3, COMMIT).await;
+
+    for i in 0..4 {
+        c.stop(i);
+    }
+}
