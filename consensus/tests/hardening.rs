@@ -4,11 +4,8 @@
 
 mod common;
 
-use banyan_consensus::sim::{
-    make_committee, scenario, Behavior, PausePlan, SimConfig, SimReport, Simulation,
-};
-use banyan_core::ids::Epoch;
-use common::{base, run_safe};
+use banyan_consensus::sim::{scenario, Behavior, PausePlan};
+use common::{assert_progress, base, run_safe};
 
 /// The three attacks of this file.
 const ATTACKS: [Behavior; 3] = [
@@ -16,15 +13,6 @@ const ATTACKS: [Behavior; 3] = [
     Behavior::SyncFlooder,
     Behavior::SilentEpochProof,
 ];
-
-fn assert_live(r: &SimReport, min: u64) {
-    assert!(
-        r.committed_height >= min,
-        "only {} committed: {r:?}",
-        r.committed_height
-    );
-    assert!(!r.liveness_failure, "{r:?}");
-}
 
 /// f impersonators send votes and timeouts under every other member's index, ahead of the
 /// genuine ones, with their own signatures, junk ones and replayed genuine ones. Before votes
@@ -41,7 +29,7 @@ fn impersonators_cannot_take_other_members_slots() {
                 cfg.behaviors[b] = Behavior::Impersonator;
             }
             let (r, evidence) = run_safe(cfg);
-            assert_live(&r, 10);
+            assert_progress(&r, 10);
             assert!(
                 r.rejected.get("Impersonation").copied().unwrap_or(0) > 100,
                 "the forgeries were not refused as impersonation: {r:?}"
@@ -65,7 +53,7 @@ fn sync_flooders_are_served_within_a_budget() {
         let budget = cfg.replica.max_sync_responses_per_sec;
         let seconds = cfg.max_time_ms.div_ceil(1_000);
         let (r, _) = run_safe(cfg);
-        assert_live(&r, 10);
+        assert_progress(&r, 10);
         assert!(
             r.rejected.get("RateLimited").copied().unwrap_or(0) > 100,
             "the flood was not limited: {r:?}"
@@ -97,7 +85,7 @@ fn a_silent_epoch_proof_sender_does_not_strand_a_lagging_member() {
         });
         cfg.max_time_ms = 25_000;
         let (r, _) = run_safe(cfg);
-        assert_live(&r, 20);
+        assert_progress(&r, 20);
         let best = r.node_epochs.iter().copied().max().unwrap_or(0);
         assert!(best >= 2, "too few epochs ended: {:?}", r.node_epochs);
         assert!(
@@ -109,19 +97,9 @@ fn a_silent_epoch_proof_sender_does_not_strand_a_lagging_member() {
 }
 
 fn sweep(n: usize, byzantine: usize, seeds: std::ops::Range<u64>) -> u64 {
-    let committee = make_committee(n, Epoch(0)).expect("committee");
-    let mut heights = 0;
-    for seed in seeds {
-        let cfg: SimConfig = scenario::random_from(n, byzantine, seed, &ATTACKS);
-        let r = Simulation::with_committee(cfg, committee.clone())
-            .expect("simulation")
-            .run();
-        assert_eq!(r.safety_violations, 0, "seed {seed}: {r:?}");
-        assert_eq!(r.double_signs, 0, "seed {seed}: {r:?}");
-        assert!(!r.liveness_failure, "seed {seed}: {r:?}");
-        heights += r.committed_height;
-    }
-    heights
+    common::sweep(n, seeds, |seed| {
+        scenario::random_from(n, byzantine, seed, &ATTACKS)
+    })
 }
 
 /// The three attacks at f, mixed with the random faults (delays, drops and partitions before

@@ -1,21 +1,11 @@
 //! Random fault mixes over many seeds, and determinism.
 
-use banyan_consensus::sim::{make_committee, scenario, Simulation};
-use banyan_core::ids::Epoch;
+mod common;
+
+use banyan_consensus::sim::{scenario, Simulation};
 
 fn sweep(n: usize, byzantine: usize, seeds: std::ops::Range<u64>) {
-    let committee = make_committee(n, Epoch(0)).expect("committee");
-    let mut commits = 0;
-    for seed in seeds {
-        let cfg = scenario::random(n, byzantine, seed);
-        let r = Simulation::with_committee(cfg, committee.clone())
-            .expect("simulation")
-            .run();
-        assert_eq!(r.safety_violations, 0, "seed {seed}: {r:?}");
-        assert_eq!(r.double_signs, 0, "seed {seed}: {r:?}");
-        assert!(!r.liveness_failure, "seed {seed}: {r:?}");
-        commits += r.committed_height;
-    }
+    let commits = common::sweep(n, seeds, |seed| scenario::random(n, byzantine, seed));
     assert!(commits > 0);
 }
 

@@ -4,19 +4,9 @@ mod common;
 
 use banyan_consensus::sim::{Behavior, CrashPlan, CrashPoint, Partition, PausePlan};
 use banyan_consensus::Evidence;
-use common::{base, run_safe};
+use common::{assert_progress, base, run_safe};
 
 const SEEDS: u64 = 4;
-
-/// Honest progress: at least `min` heights committed.
-fn assert_progress(r: &banyan_consensus::sim::SimReport, min: u64) {
-    assert!(
-        r.committed_height >= min,
-        "only {} committed: {r:?}",
-        r.committed_height
-    );
-    assert!(!r.liveness_failure, "{r:?}");
-}
 
 #[test]
 fn twins() {
