@@ -132,6 +132,7 @@ fn block_of(n: usize) -> Block {
         .map(|i| {
             TxBody {
                 chain: ChainId::MAIN,
+                network: banyan_core::hash::Digest::ZERO,
                 sender: keys[i % 16].public_key(),
                 nonce: Nonce(i as u64),
                 fee: Amount(1),

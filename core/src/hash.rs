@@ -31,6 +31,14 @@ impl Digest {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Parse 64 hex digits (an optional `0x` prefix and surrounding space allowed).
+    pub fn from_hex(s: &str) -> Result<Digest, hex::FromHexError> {
+        let s = s.trim();
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.strip_prefix("0x").unwrap_or(s), &mut out)?;
+        Ok(Digest(out))
+    }
 }
 
 impl std::fmt::Debug for Digest {

@@ -359,6 +359,10 @@ impl AccessSet {
 pub struct TxBody {
     /// The chain it is for (replay on another chain is refused).
     pub chain: ChainId,
+    /// The network it is for: the id of its main chain's genesis block. Chain ids repeat
+    /// across networks (every network's main chain is chain 0); the genesis does not, so a
+    /// transaction signed for one network is refused by every other.
+    pub network: Digest,
     /// The signer.
     pub sender: AccountPublicKey,
     /// Must equal the sender's current nonce.
@@ -387,6 +391,7 @@ impl TxBody {
     /// A transfer of `amount` native coins from `sender` to `to`.
     pub fn native_transfer(
         chain: ChainId,
+        network: Digest,
         sender: AccountPublicKey,
         nonce: Nonce,
         fee: Amount,
@@ -395,6 +400,7 @@ impl TxBody {
     ) -> Self {
         TxBody {
             chain,
+            network,
             sender,
             nonce,
             fee,

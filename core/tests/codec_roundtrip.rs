@@ -66,10 +66,10 @@ fn wire_format_is_pinned() {
     let key = &account_keys()[0];
     let tx = transfer(key, 7, banyan_core::ids::Address([9; 32]), 1234);
     let bytes = codec::encode(&tx);
-    assert_eq!(bytes.len(), 4 + 32 + 8 + 16 + 4 + 32 + 32 + 16 + 64);
+    assert_eq!(bytes.len(), 4 + 32 + 32 + 8 + 16 + 4 + 32 + 32 + 16 + 64);
     let digest = hash(Domain::Custom("test/wire"), &bytes);
     assert_eq!(digest.to_hex(), PINNED_TRANSFER_HASH, "wire format changed");
 }
 
 const PINNED_TRANSFER_HASH: &str =
-    "688b203a4306b6658788d68513afaa705b7699ceb4546da167ddf91dd6086ef2";
+    "895d9a3070f0ca6847edff786bc9d8306341d5baa8284758c99b9d43980a3a9c";

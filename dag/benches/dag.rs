@@ -70,6 +70,7 @@ fn workload(accounts: usize) -> (State, Vec<VerifiedTx>) {
             VerifiedTx::assume_verified(SignedTx {
                 body: TxBody {
                     chain: ChainId::MAIN,
+                    network: banyan_core::hash::Digest::ZERO,
                     sender: keys[from],
                     nonce: Nonce(nonces[from] - 1),
                     fee: Amount(1),

@@ -32,6 +32,7 @@ fn tx_on(chain: ChainId, from: usize, nonce: u64, fee: u128, kind: TxKind) -> Ve
     VerifiedTx::assume_verified(SignedTx {
         body: TxBody {
             chain,
+            network: banyan_core::hash::Digest::ZERO,
             sender: pool().keys[from],
             nonce: Nonce(nonce),
             fee: Amount(fee),
@@ -569,6 +570,7 @@ fn forged_evidence_is_refused_at_verification_with_typed_errors() {
     let signed = |evidence: VoteEquivocation| {
         TxBody {
             chain: MAIN,
+            network: banyan_core::hash::Digest::ZERO,
             sender: sk.public_key(),
             nonce: Nonce(0),
             fee: Amount(1),
@@ -925,6 +927,7 @@ fn verification_checks_signatures_and_proofs_of_possession() {
     let sk = AccountSecretKey::from_bytes(&[3u8; 32]);
     let body = |kind| TxBody {
         chain: MAIN,
+        network: banyan_core::hash::Digest::ZERO,
         sender: sk.public_key(),
         nonce: Nonce(0),
         fee: Amount(0),

@@ -181,6 +181,12 @@ impl ChainApp {
         }
         let genesis_block = genesis.block();
         let genesis_id = genesis_block.header.id();
+        if mempool.network() != genesis_id {
+            return Err(ChainError::Invalid(format!(
+                "the mempool is for network {}, the genesis is of network {genesis_id}",
+                mempool.network()
+            )));
+        }
         match store.genesis_id()? {
             Some(stored) if stored != genesis_id => {
                 return Err(ChainError::ForeignDataDir {
@@ -618,6 +624,12 @@ impl ChainApp {
         for (i, tx) in block.txs.iter().enumerate() {
             if tx.body.chain != self.params.chain {
                 return Err(format!("transaction {i} is for chain {}", tx.body.chain));
+            }
+            if tx.body.network != self.genesis_id {
+                return Err(format!(
+                    "transaction {i} is for network {}",
+                    tx.body.network
+                ));
             }
             if tx.body.fee < self.params.min_fee {
                 return Err(format!(

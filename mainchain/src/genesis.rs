@@ -411,6 +411,12 @@ impl Genesis {
         state
     }
 
+    /// The network's id: this genesis block's id (the genesis of the main chain names the
+    /// network; every transaction signs it, see `TxBody::network`).
+    pub fn network(&self) -> Digest {
+        self.block().header.id()
+    }
+
     /// The genesis block: height, round and epoch 0, no parent, no transactions.
     pub fn block(&self) -> Block {
         Block {

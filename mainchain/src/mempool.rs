@@ -10,7 +10,8 @@
 //! 1. **Throttle** — a sender serving a cool-down (see below) is refused
 //!    ([`MempoolError::Throttled`]) before anything is computed for its transaction, not even
 //!    its id.
-//! 2. **Stateless** — encoded size, chain id, minimum fee.
+//! 2. **Stateless** — encoded size, chain id, network (the main chain's genesis id), minimum
+//!    fee.
 //! 3. **Nonce window** — not below the sender's committed nonce and less than
 //!    `max_per_sender` ahead of it (a gap can never be filled past that bound, so such a
 //!    transaction could never be selected).
@@ -181,6 +182,17 @@ pub enum MempoolError {
         /// The transaction's chain.
         got: ChainId,
     },
+    /// Signed for another network (another main-chain genesis).
+    #[error(
+        "transaction is for network {got}, this is network {expected}: it was signed for \
+         another network (read this one's id from `banyan status`)"
+    )]
+    WrongNetwork {
+        /// This network.
+        expected: Digest,
+        /// The transaction's network.
+        got: Digest,
+    },
     /// Fee below the minimum.
     #[error("fee {fee} is below the minimum fee {min}: raise the fee")]
     FeeTooLow {
@@ -276,6 +288,7 @@ impl MempoolError {
         match self {
             MempoolError::TooLarge { .. } => "too_large",
             MempoolError::WrongChain { .. } => "wrong_chain",
+            MempoolError::WrongNetwork { .. } => "wrong_network",
             MempoolError::FeeTooLow { .. } => "fee_too_low",
             MempoolError::StaleNonce { .. } => "stale_nonce",
             MempoolError::NonceTooFar { .. } => "nonce_too_far",
@@ -678,6 +691,7 @@ impl Throttle {
 #[derive(Debug)]
 pub struct Mempool {
     chain: ChainId,
+    network: Digest,
     limits: MempoolLimits,
     inner: Mutex<Inner>,
     /// Transactions whose signatures a block check verified, newest last.
@@ -691,10 +705,11 @@ pub struct Mempool {
 }
 
 impl Mempool {
-    /// An empty mempool for `chain`.
-    pub fn new(chain: ChainId, limits: MempoolLimits) -> Self {
+    /// An empty mempool for `chain` of `network` (its main chain's genesis id).
+    pub fn new(chain: ChainId, network: Digest, limits: MempoolLimits) -> Self {
         Mempool {
             chain,
+            network,
             limits,
             inner: Mutex::new(Inner::default()),
             block_verified: Mutex::new(RecentlyVerified::default()),
@@ -726,6 +741,11 @@ impl Mempool {
         self.chain
     }
 
+    /// The network: its main chain's genesis id.
+    pub fn network(&self) -> Digest {
+        self.network
+    }
+
     /// The limits.
     pub fn limits(&self) -> &MempoolLimits {
         &self.limits
@@ -753,6 +773,12 @@ impl Mempool {
             return Err(MempoolError::WrongChain {
                 expected: self.chain,
                 got: tx.body.chain,
+            });
+        }
+        if tx.body.network != self.network {
+            return Err(MempoolError::WrongNetwork {
+                expected: self.network,
+                got: tx.body.network,
             });
         }
         if tx.body.fee < self.limits.min_fee {
@@ -1102,8 +1128,11 @@ impl Mempool {
 
     /// After a commit: record the new committed `state`, then drop the committed `txs` and
     /// every pooled transaction whose nonce is now below its sender's in that state.
+    ///
+    /// The state is recorded while the pool is locked, after the removal: an admission that
+    /// reads the new balances cannot then count the committed transactions as still pending
+    /// (which would refuse a payable transaction as [`MempoolError::CannotPay`]).
     pub fn remove_committed(&self, txs: &[SignedTx], state: Arc<State>) {
-        self.set_committed_state(state.clone());
         let nonce_of = |a: &Address| crate::app::nonce_in(&state, a);
         let mut inner = self.lock();
         let mut senders = HashSet::new();
@@ -1122,6 +1151,8 @@ impl Mempool {
                 inner.remove_id(&id);
             }
         }
+        self.set_committed_state(state);
+        drop(inner);
     }
 
     /// Drop these transactions (for example ones a proposal found unpayable).

@@ -23,7 +23,7 @@ fn limits(max_txs: usize, max_per_sender: usize) -> MempoolLimits {
 }
 
 fn pool(max_txs: usize, max_per_sender: usize) -> Mempool {
-    Mempool::new(ChainId::MAIN, limits(max_txs, max_per_sender))
+    Mempool::new(ChainId::MAIN, network(), limits(max_txs, max_per_sender))
 }
 
 fn zero(_: &Address) -> Nonce {
@@ -165,6 +165,7 @@ fn stale_wrong_chain_low_fee_and_far_nonces_are_refused() {
 
     let other_chain = TxBody {
         chain: ChainId(7),
+        network: network(),
         sender: k.public_key(),
         nonce: Nonce(0),
         fee: Amount(MIN_FEE),
@@ -177,6 +178,23 @@ fn stale_wrong_chain_low_fee_and_far_nonces_are_refused() {
         "{r:?}"
     );
     assert_eq!(r[0].as_ref().unwrap_err().reason(), "wrong_chain");
+
+    // Same chain id, another network: a replay from elsewhere.
+    let other_network = TxBody {
+        chain: ChainId::MAIN,
+        network: banyan_core::hash::Digest([9; 32]),
+        sender: k.public_key(),
+        nonce: Nonce(0),
+        fee: Amount(MIN_FEE),
+        kind: TxKind::Unstake { amount: Amount(1) },
+    }
+    .sign(&k);
+    let r = p.insert(&[other_network], now(), &rich());
+    assert!(
+        matches!(r[0], Err(MempoolError::WrongNetwork { .. })),
+        "{r:?}"
+    );
+    assert_eq!(r[0].as_ref().unwrap_err().reason(), "wrong_network");
 
     let cheap = tx(&k, 0, MIN_FEE - 1, TxKind::Unstake { amount: Amount(1) });
     let r = p.insert(&[cheap], now(), &rich());
@@ -334,6 +352,7 @@ fn unfunded_sender_is_refused_without_a_signature_check() {
     // Even where fees are free, a key nobody funded gets nothing in: not a fee-only kind…
     let free = Mempool::new(
         ChainId::MAIN,
+        network(),
         MempoolLimits {
             min_fee: Amount::ZERO,
             ..limits(100, 16)
@@ -519,6 +538,7 @@ fn transactions_expire_at_their_ttl() {
     let ttl = Duration::from_secs(10);
     let p = Mempool::new(
         ChainId::MAIN,
+        network(),
         MempoolLimits {
             tx_ttl: ttl,
             ..limits(100, 16)
@@ -567,6 +587,7 @@ fn transactions_expire_at_their_ttl() {
 fn throttling_pool() -> Mempool {
     Mempool::new(
         ChainId::MAIN,
+        network(),
         MempoolLimits {
             throttle_strikes: 3,
             throttle_window: Duration::from_secs(10),
@@ -704,4 +725,72 @@ fn fifty_unfunded_keys_take_no_slot_and_a_funded_sender_still_gets_in() {
     assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
     assert_eq!(p.len(), 100);
     assert_eq!(p.select(1000, usize::MAX, zero).len(), 100);
+}
+
+/// Admission racing commits: a sender keeps exactly as many transactions pending as its
+/// committed balance pays for, each new one sent as soon as the committed state it reads
+/// says one more fits. A commit must never look half-done to admission (new balances with
+/// the committed transactions still counted as pending), or a payable transaction is refused.
+#[test]
+fn admission_never_sees_a_commit_half_done() {
+    const IN_FLIGHT: u64 = 4;
+    const TOTAL: u64 = 3_000;
+    let p = std::sync::Arc::new(pool(1_000, 64));
+    let k = AccountSecretKey::generate(&mut rng(31));
+    let me = k.public_key().address();
+    let balance = u128::from(IN_FLIGHT) * cost(1);
+    // Committed after `n` transactions: nonce n, balance unchanged (the account is paid
+    // back what it spends in the same blocks).
+    let state_at = |n: u64| {
+        let mut s = banyan_dag::State::new();
+        s.set(
+            banyan_core::tx::StateKey::Account(me),
+            banyan_dag::StateValue::Nonce(Nonce(n)),
+        )
+        .unwrap();
+        s.set(
+            banyan_core::tx::StateKey::Balance(me, AssetId::NATIVE),
+            banyan_dag::StateValue::Amount(Amount(balance)),
+        )
+        .unwrap();
+        std::sync::Arc::new(s)
+    };
+    p.set_committed_state(state_at(0));
+    let txs: std::sync::Arc<Vec<SignedTx>> =
+        std::sync::Arc::new((0..TOTAL).map(|n| transfer(&k, n, addr(1), 1)).collect());
+
+    let submitter = {
+        let (p, txs) = (p.clone(), txs.clone());
+        std::thread::spawn(move || {
+            let mut next = 0u64;
+            while next < TOTAL {
+                let state = p.committed_state().unwrap();
+                let committed = CommittedAccounts::nonce(&*state, &me).0;
+                if next >= committed + IN_FLIGHT {
+                    std::thread::yield_now();
+                    continue;
+                }
+                let r = p.insert(&txs[next as usize..=next as usize], now(), &*state);
+                if let Err(e) = &r[0] {
+                    return Err(format!("nonce {next} refused: {e}"));
+                }
+                next += 1;
+            }
+            Ok(())
+        })
+    };
+    for n in 0..TOTAL {
+        // Commit transaction n once it is pooled.
+        // The submitter pools in nonce order and every lower one is committed: n is pooled
+        // once the pool holds anything.
+        while p.is_empty() {
+            if submitter.is_finished() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        p.remove_committed(&txs[n as usize..=n as usize], state_at(n + 1));
+    }
+    submitter.join().unwrap().unwrap();
+    assert!(p.is_empty());
 }

@@ -66,12 +66,28 @@ pub struct NodeStatus {
     pub name: String,
     /// This node's validator id (hex of the BLS key's id).
     pub validator_id: String,
+    /// The network's id (hex): its main chain's genesis block id. Transactions sign it
+    /// (`TxBody::network`), so one signed for another network is refused here.
+    pub network: String,
     /// Peers connected over QUIC.
     pub peers_connected: usize,
     /// Peers configured.
     pub peers_configured: usize,
     /// One entry per chain this node runs.
     pub chains: Vec<ChainStatus>,
+}
+
+impl NodeStatus {
+    /// The network's id, parsed; a node that reports a malformed one is named in the error.
+    pub fn network_id(&self) -> anyhow::Result<banyan_core::hash::Digest> {
+        banyan_core::hash::Digest::from_hex(&self.network).map_err(|e| {
+            anyhow::anyhow!(
+                "node {} reports a malformed network id {:?}: {e}",
+                self.name,
+                self.network
+            )
+        })
+    }
 }
 
 /// An account on one chain.

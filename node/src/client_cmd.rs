@@ -392,6 +392,7 @@ pub fn status(args: StatusArgs, out: &mut dyn Write) -> Result<()> {
         status.name, status.version
     )?;
     writeln!(out, "validator id: {}", status.validator_id)?;
+    writeln!(out, "network:      {}", status.network)?;
     writeln!(
         out,
         "peers:        {} connected of {} configured",
@@ -588,6 +589,14 @@ pub(crate) fn load_keys(
     files.decrypt(&password)
 }
 
+/// The id of the network the node at `client` runs, which every transaction signs.
+fn network_of(client: &BlockingRpcClient) -> Result<Digest> {
+    client
+        .status()
+        .context("cannot read the node's network id (`banyan status`)")?
+        .network_id()
+}
+
 /// Sign the transaction `kind` with the account key of `args.keys`, submit it, print its id
 /// and, with `--wait`, wait for it to commit.
 fn send(
@@ -609,8 +618,10 @@ fn send(
                 .nonce
         }
     };
+    let network = network_of(&client)?;
     let body = TxBody {
         chain,
+        network,
         sender: public.account_pubkey,
         nonce: Nonce(nonce),
         fee: Amount(args.fee),

@@ -528,6 +528,11 @@ async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
         .open()?
         .decrypt(DEVNET_PASSWORD)?;
     let client = RpcClient::new(&node.rpc_url())?;
+    let network = client
+        .status()
+        .await
+        .map_err(|e| anyhow!("status: {e}"))?
+        .network_id()?;
     let start = client
         .account(ChainId::MAIN, public.account_address, AssetId::NATIVE)
         .await
@@ -540,6 +545,7 @@ async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
         last = Address(to);
         let tx = TxBody::native_transfer(
             ChainId::MAIN,
+            network,
             public.account_pubkey,
             Nonce(start.nonce + i),
             Amount(1),

@@ -24,6 +24,7 @@ use crate::client_cmd::{load_keys, resolve_rpc_url};
 use crate::rpc::client::{RpcClient, RpcError};
 use crate::rpc::NOT_FOUND;
 use anyhow::{bail, Context, Result};
+use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::keys::{AccountPublicKey, AccountSecretKey};
 use banyan_core::tx::{SignedTx, TxBody};
@@ -334,9 +335,46 @@ async fn wait_nonce(
     }
 }
 
+/// The id of the network the node at `client` runs, which every transaction signs.
+async fn network_of(client: &RpcClient) -> Result<Digest> {
+    client
+        .status()
+        .await
+        .context("cannot read the node's network id (`banyan status`)")?
+        .network_id()
+}
+
+/// Wait until the node at `url` has committed `height` on `chain`.
+async fn wait_height(client: &RpcClient, url: &str, chain: ChainId, height: u64) -> Result<()> {
+    let mut last = None;
+    let mut last_progress = Instant::now();
+    loop {
+        let at = client
+            .block_on(chain, None)
+            .await
+            .with_context(|| format!("cannot read the latest block of {url}"))?
+            .height;
+        if at >= height {
+            return Ok(());
+        }
+        if last != Some(at) {
+            last = Some(at);
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > FUNDING_STALL {
+            bail!(
+                "{url} stayed at height {at} for {}s while the funding committed at {height}; \
+                 is it catching up (`banyan status --rpc {url}`)? Drop it from --rpc or wait",
+                FUNDING_STALL.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn fund(
     client: &Arc<RpcClient>,
     chain: ChainId,
+    network: Digest,
     funder: &AccountSecretKey,
     fee: u128,
     amount: u128,
@@ -366,6 +404,7 @@ async fn fund(
             .map(|to| {
                 let body = TxBody::native_transfer(
                     chain,
+                    network,
                     funder_public,
                     Nonce(nonce),
                     Amount(fee),
@@ -444,6 +483,7 @@ async fn run_async(
         .collect::<Result<Vec<_>, RpcError>>()?;
     let main = clients[0].clone();
     let chain = ChainId(args.chain);
+    let network = network_of(&main).await?;
     let n = args.accounts;
 
     eprintln!("deriving {n} accounts");
@@ -485,7 +525,16 @@ async fn run_async(
             "funding {} accounts with {per_account} coins each",
             to_fund.len()
         );
-        fund(&main, chain, &funder, args.fee, per_account, &to_fund).await?;
+        fund(
+            &main,
+            chain,
+            network,
+            &funder,
+            args.fee,
+            per_account,
+            &to_fund,
+        )
+        .await?;
         let after = query_accounts(&main, chain, &to_fund, "checking funding").await?;
         let short = after
             .iter()
@@ -499,6 +548,16 @@ async fn run_async(
                 "{short} accounts are still unfunded although the funding transfers committed; \
                  see `banyan query block` for their failure reason"
             );
+        }
+        // Every node admits against its own committed state: wait until each has committed
+        // the funding, or its first transactions would be refused as unpayable.
+        let funded_at = main
+            .block_on(chain, None)
+            .await
+            .context("cannot read the latest block")?
+            .height;
+        for (url, client) in urls.iter().zip(&clients).skip(1) {
+            wait_height(client, url, chain, funded_at).await?;
         }
     }
 
@@ -515,7 +574,7 @@ async fn run_async(
         }
         let all: Vec<usize> = (0..n_usize).collect();
         let bodies: Vec<(usize, TxBody)> = (0..total)
-            .map(|_| next_transfer(&mut accounts, &all, &mut rng, chain, args.fee))
+            .map(|_| next_transfer(&mut accounts, &all, &mut rng, chain, network, args.fee))
             .collect();
         eprintln!("signing {total} transactions before the window (--presign)");
         Some(sign_all(&accounts, bodies).into_iter())
@@ -615,8 +674,14 @@ async fn run_async(
                     let mut accounts = lock(&accounts);
                     let mut pending = lock(&shared.pending);
                     for _ in 0..size {
-                        let (s, body) =
-                            next_transfer(&mut accounts, &active, &mut rng, chain, args.fee);
+                        let (s, body) = next_transfer(
+                            &mut accounts,
+                            &active,
+                            &mut rng,
+                            chain,
+                            network,
+                            args.fee,
+                        );
                         let tx = body.sign(&accounts[s].key);
                         pending.insert(tx.id().0, Instant::now());
                         batch.push(tx);
@@ -702,6 +767,7 @@ fn next_transfer(
     active: &[usize],
     rng: &mut StdRng,
     chain: ChainId,
+    network: Digest,
     fee: u128,
 ) -> (usize, TxBody) {
     let s = active[rng.gen_range(0..active.len())];
@@ -713,6 +779,7 @@ fn next_transfer(
     let from = &mut accounts[s];
     let body = TxBody::native_transfer(
         chain,
+        network,
         from.public,
         Nonce(from.next_nonce),
         Amount(fee),

@@ -29,6 +29,8 @@ use tokio::net::TcpListener;
 pub struct Node {
     name: String,
     validator_id: String,
+    /// The network's id (hex).
+    network_id: String,
     chains: BTreeMap<ChainId, ChainInstance>,
     network: Network,
     metrics: Metrics,
@@ -114,8 +116,10 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
 
     let chain = genesis.chain();
     let params = genesis.params();
+    let network_id = genesis.network();
     let mempool = Arc::new(Mempool::new(
         chain,
+        network_id,
         MempoolLimits {
             max_txs: cfg.mempool.max_txs,
             max_per_sender: cfg.mempool.max_per_sender,
@@ -150,6 +154,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let node = Arc::new(Node {
         name: cfg.name.clone(),
         validator_id: public.validator_id.to_hex(),
+        network_id: network_id.to_hex(),
         chains,
         network: network.clone(),
         metrics: metrics.clone(),
@@ -610,6 +615,7 @@ impl NodeApi for Node {
             version: env!("CARGO_PKG_VERSION").to_string(),
             name: self.name.clone(),
             validator_id: self.validator_id.clone(),
+            network: self.network_id.clone(),
             peers_connected: self.network.connected().len(),
             peers_configured: self.peers_configured,
             chains: self.chains.values().map(|c| c.shared().status).collect(),

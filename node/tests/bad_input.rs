@@ -69,7 +69,7 @@ async fn bad_rpc_and_quic_input_is_refused_and_changes_nothing() {
     );
     assert_eq!(code, -32602, "{msg}");
     // Bad signature.
-    let mut bad = transfer(&demo, start.nonce, recipient(1), 10);
+    let mut bad = transfer(c.network, &demo, start.nonce, recipient(1), 10);
     let mut sig = bad.signature.to_bytes();
     sig[5] ^= 1;
     bad.signature = banyan_core::keys::AccountSignature::from_bytes(&sig);
@@ -78,6 +78,7 @@ async fn bad_rpc_and_quic_input_is_refused_and_changes_nothing() {
     // Wrong chain id.
     let wrong_chain = TxBody::native_transfer(
         ChainId(7),
+        c.network,
         demo.account.public_key(),
         Nonce(start.nonce),
         Amount(1),
@@ -87,8 +88,29 @@ async fn bad_rpc_and_quic_input_is_refused_and_changes_nothing() {
     .sign(&demo.account);
     let (_, msg) = error_of(&post(rpc, &submit_body(&wrong_chain)).await);
     assert!(msg.contains("chain"), "{msg}");
+    // Signed for another network (another genesis, same chain id): refused, so transactions
+    // never replay across networks.
+    let other_network = banyan_core::hash::Digest([7u8; 32]);
+    let wrong_network = TxBody::native_transfer(
+        ChainId::MAIN,
+        other_network,
+        demo.account.public_key(),
+        Nonce(start.nonce),
+        Amount(1),
+        recipient(2),
+        Amount(10),
+    )
+    .sign(&demo.account);
+    let (_, msg) = error_of(&post(rpc, &submit_body(&wrong_network)).await);
+    assert!(
+        msg.contains("network") && msg.contains(&c.network.to_hex()),
+        "{msg}"
+    );
+    // The network id is what `banyan_status` reports.
+    let status = c.status(0).await.expect("status");
+    assert_eq!(status.network, c.network.to_hex());
     // A good transfer commits; replaying it afterwards is refused.
-    let good = transfer(&demo, start.nonce, recipient(3), 10);
+    let good = transfer(c.network, &demo, start.nonce, recipient(3), 10);
     let ok = post(rpc, &submit_body(&good)).await;
     assert!(ok["result"]["id"].is_string(), "{ok}");
     c.wait_nonce(0, demo_addr, start.nonce + 1, COMMIT).await;

@@ -52,7 +52,15 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     let nonce0 = c.account(0, public.account_address).await.nonce;
     let before = c.account(0, public.account_address).await.balance;
     let txs: Vec<_> = (0..1_000u64)
-        .map(|i| transfer(&demo, nonce0 + i, recipient(i), 1 + u128::from(i % 7)))
+        .map(|i| {
+            transfer(
+                c.network,
+                &demo,
+                nonce0 + i,
+                recipient(i),
+                1 + u128::from(i % 7),
+            )
+        })
         .collect();
     for (k, chunk) in txs.chunks(100).enumerate() {
         let results = c.client(k % 4).submit_txs(chunk).await.expect("submit");
@@ -208,7 +216,7 @@ async fn crashed_validators_catch_up_and_never_double_sign() {
     let mut killed_at = None;
     for (k, start) in (0..total).step_by(50).enumerate() {
         let chunk: Vec<_> = (start..start + 50)
-            .map(|i| transfer(&demo, nonce0 + i, recipient(10_000 + i), 5))
+            .map(|i| transfer(c.network, &demo, nonce0 + i, recipient(10_000 + i), 5))
             .collect();
         // Submitted to nodes that stay up, so no transaction dies with the killed one.
         let results = c
@@ -290,6 +298,7 @@ async fn stake_and_unstake_change_the_set_at_the_next_epoch() {
     // Stake: the joiner's BLS key and proof of possession, from its account.
     let stake = TxBody {
         chain: ChainId::MAIN,
+        network: c.network,
         sender: joiner.account.public_key(),
         nonce: Nonce(0),
         fee: Amount(1),
@@ -346,6 +355,7 @@ async fn stake_and_unstake_change_the_set_at_the_next_epoch() {
     let n = c.account(0, leaver_pub.account_address).await.nonce;
     let unstake = TxBody {
         chain: ChainId::MAIN,
+        network: c.network,
         sender: leaver.account.public_key(),
         nonce: Nonce(n),
         fee: Amount(1),

@@ -45,6 +45,7 @@ async fn unfunded_keys_cannot_fill_the_mempool() {
             .map(|n| {
                 TxBody::native_transfer(
                     ChainId::MAIN,
+                    c.network,
                     key.public_key(),
                     Nonce(n),
                     Amount(1),
@@ -87,7 +88,15 @@ async fn unfunded_keys_cannot_fill_the_mempool() {
     for (u, (keys, public)) in users.iter().enumerate() {
         let nonce0 = c.account(0, public.account_address).await.nonce;
         let txs: Vec<SignedTx> = (0..20u64)
-            .map(|n| transfer(keys, nonce0 + n, recipient(1_000_000 + u as u64), 3))
+            .map(|n| {
+                transfer(
+                    c.network,
+                    keys,
+                    nonce0 + n,
+                    recipient(1_000_000 + u as u64),
+                    3,
+                )
+            })
             .collect();
         let results = c.client(u % 4).submit_txs(&txs).await.expect("submit");
         for r in results {

@@ -283,15 +283,22 @@ pub fn tx_kind() -> impl Strategy<Value = TxKind> {
     ]
 }
 pub fn tx_body() -> impl Strategy<Value = TxBody> {
-    (chain(), account_pk(), any::<u64>(), amount(), tx_kind()).prop_map(
-        |(chain, sender, nonce, fee, kind)| TxBody {
+    (
+        chain(),
+        digest(),
+        account_pk(),
+        any::<u64>(),
+        amount(),
+        tx_kind(),
+    )
+        .prop_map(|(chain, network, sender, nonce, fee, kind)| TxBody {
             chain,
+            network,
             sender,
             nonce: Nonce(nonce),
             fee,
             kind,
-        },
-    )
+        })
 }
 pub fn signed_tx() -> impl Strategy<Value = SignedTx> {
     (tx_body(), account_sig()).prop_map(|(body, signature)| SignedTx { body, signature })
@@ -307,6 +314,7 @@ pub fn block() -> impl Strategy<Value = Block> {
 pub fn transfer(from: &AccountSecretKey, nonce: u64, to: Address, amount: u128) -> SignedTx {
     TxBody::native_transfer(
         ChainId::MAIN,
+        Digest::ZERO,
         from.public_key(),
         Nonce(nonce),
         Amount(1),

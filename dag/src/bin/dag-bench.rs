@@ -129,6 +129,7 @@ fn workload(accounts: usize, txs: usize, seed: u64, keys: &[AccountSecretKey]) -
         }
         let body = TxBody::native_transfer(
             ChainId::MAIN,
+            banyan_core::hash::Digest::ZERO,
             keys[from].public_key(),
             Nonce(nonces[from]),
             Amount(1),

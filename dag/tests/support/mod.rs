@@ -512,6 +512,7 @@ pub fn random_block(
         };
         let body = TxBody {
             chain: if rng.chance(97) { chain } else { ChainId(77) },
+            network: banyan_core::hash::Digest::ZERO,
             sender: p.keys[from],
             nonce: Nonce(nonce),
             fee: Amount(rng.pick(&[0u128, 1, 7, 1_000_000_000_000])),
@@ -549,6 +550,7 @@ pub fn transfer_block(seed: u64, txs: usize, accounts: usize) -> (State, Vec<Ver
             VerifiedTx::assume_verified(banyan_core::tx::SignedTx {
                 body: TxBody {
                     chain: ChainId::MAIN,
+                    network: banyan_core::hash::Digest::ZERO,
                     sender: p.keys[from],
                     nonce: Nonce(nonces[from] - 1),
                     fee: Amount(1),

@@ -30,6 +30,17 @@ pub struct Fixture {
     pub genesis: Genesis,
 }
 
+thread_local! {
+    /// The network of the test running on this thread: the genesis id of the last
+    /// [`fixture`] it built (all zero before), which [`tx`] signs and [`mempool`] expects.
+    static NETWORK: std::cell::Cell<Digest> = const { std::cell::Cell::new(Digest::ZERO) };
+}
+
+/// The network [`tx`] and [`mempool`] use on this thread.
+pub fn network() -> Digest {
+    NETWORK.with(|n| n.get())
+}
+
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
@@ -87,6 +98,7 @@ pub fn fixture(n: usize, funded: usize, epoch_length: u64) -> Fixture {
         .collect();
     let file = build_genesis(&params, 1_700_000_000_000, &accounts, &inputs).unwrap();
     let genesis = Genesis::validate(file.clone()).unwrap();
+    NETWORK.with(|n| n.set(genesis.network()));
     Fixture {
         validators,
         funded,
@@ -108,9 +120,15 @@ pub fn open_store(path: &Path) -> Arc<Store> {
     )
 }
 
+/// A mempool for this thread's [`network`].
 pub fn mempool() -> Arc<Mempool> {
+    mempool_of(network())
+}
+
+pub fn mempool_of(network: Digest) -> Arc<Mempool> {
     Arc::new(Mempool::new(
         ChainId::MAIN,
+        network,
         MempoolLimits {
             min_fee: Amount(MIN_FEE),
             ..MempoolLimits::default()
@@ -120,7 +138,7 @@ pub fn mempool() -> Arc<Mempool> {
 
 pub fn open_app(path: &Path, genesis: &Genesis, threads: usize) -> (ChainApp, Arc<Mempool>) {
     let store = ChainStore::new(open_store(path), ChainId::MAIN);
-    let pool = mempool();
+    let pool = mempool_of(genesis.network());
     let app = ChainApp::open(
         store,
         genesis,
@@ -135,6 +153,7 @@ pub fn open_app(path: &Path, genesis: &Genesis, threads: usize) -> (ChainApp, Ar
 pub fn tx(from: &AccountSecretKey, nonce: u64, fee: u128, kind: TxKind) -> SignedTx {
     TxBody {
         chain: ChainId::MAIN,
+        network: network(),
         sender: from.public_key(),
         nonce: Nonce(nonce),
         fee: Amount(fee),

@@ -3,6 +3,7 @@
 //! HTTP on loopback ports picked free.
 #![allow(dead_code)]
 
+use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::tx::{SignedTx, TxBody};
 use banyan_node::api::{AccountView, BlockView, NodeStatus, ValidatorsView};
@@ -23,6 +24,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub layout: Layout,
     pub nodes: Vec<NodeProcess>,
+    /// The network's id (its genesis block id), which transactions sign.
+    pub network: Digest,
 }
 
 impl Cluster {
@@ -46,7 +49,15 @@ impl Cluster {
         let layout = Layout { dir: root };
         let nodes = processes(&layout).expect("node dirs");
         assert_eq!(nodes.len(), usize::from(validators + standby));
-        Cluster { dir, layout, nodes }
+        let network = banyan_mainchain::Genesis::from_file(&nodes[0].config.genesis)
+            .expect("the devnet's genesis")
+            .network();
+        Cluster {
+            dir,
+            layout,
+            nodes,
+            network,
+        }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -229,10 +240,17 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A native transfer.
-pub fn transfer(keys: &ValidatorKeys, nonce: u64, to: Address, amount: u128) -> SignedTx {
+/// A native transfer on `network`.
+pub fn transfer(
+    network: Digest,
+    keys: &ValidatorKeys,
+    nonce: u64,
+    to: Address,
+    amount: u128,
+) -> SignedTx {
     TxBody::native_transfer(
         ChainId::MAIN,
+        network,
         keys.account.public_key(),
         Nonce(nonce),
         Amount(1),

@@ -89,6 +89,7 @@ pub fn status_view() -> NodeStatus {
         version: "0.1.0".into(),
         name: "fake".into(),
         validator_id: "01".repeat(32),
+        network: "00".repeat(32),
         peers_connected: 3,
         peers_configured: 4,
         chains: vec![ChainStatus {
@@ -279,6 +280,7 @@ pub fn transfer(seed: u8, nonce: u64, amount: u128) -> SignedTx {
     let key = AccountSecretKey::from_bytes(&[seed; 32]);
     TxBody::native_transfer(
         ChainId::MAIN,
+        banyan_core::hash::Digest::ZERO,
         key.public_key(),
         Nonce(nonce),
         Amount(1),
