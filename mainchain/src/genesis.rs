@@ -40,14 +40,15 @@ pub struct GenesisAccount {
 pub struct GenesisValidator {
     /// Human-readable name (used in error messages).
     pub name: String,
-    /// ed25519 account public key (hex); also the node's network key. The stake record sits
-    /// at its address.
+    /// ed25519 account public key (hex). The stake record sits at its address.
     pub account_key: String,
+    /// ed25519 public key of the node's QUIC/TLS identity (hex); never the account key.
+    pub network_key: String,
     /// BLS public key (hex).
     pub bls_key: String,
     /// Proof of possession of the BLS key (hex).
     pub pop: String,
-    /// The BLS key's binding of the account (network) key (hex), see [`crate::identity`].
+    /// The BLS key's binding of the network key (hex), see [`crate::identity`].
     pub network_binding: String,
     /// Stake (decimal).
     pub stake: String,
@@ -151,13 +152,15 @@ pub struct ChainParams {
 pub struct Validator {
     /// Name.
     pub name: String,
-    /// Account (and network) key.
+    /// Account key.
     pub account_key: AccountPublicKey,
+    /// Network (QUIC/TLS) key.
+    pub network_key: AccountPublicKey,
     /// BLS key.
     pub bls_key: BlsPublicKey,
     /// Its checked proof of possession.
     pub pop: ProofOfPossession,
-    /// The binding of the account key.
+    /// The BLS key's binding of the network key.
     pub network_binding: BlsSignature,
     /// Stake.
     pub stake: Amount,
@@ -289,12 +292,23 @@ impl Genesis {
         let mut keys = KeyBook::new();
         let mut seen_bls = HashSet::new();
         let mut seen_account = HashSet::new();
+        let mut seen_network = HashSet::new();
         let mut validators = Vec::with_capacity(file.validators.len());
         for (i, v) in file.validators.iter().enumerate() {
             let what = format!("validators[{i}] ({:?})", v.name);
             let account_bytes = parse_hex::<32>(&what, "account_key", &v.account_key)?;
             let account_key = AccountPublicKey::from_bytes(&account_bytes)
                 .map_err(|e| invalid(&what, format!("account_key: {e}")))?;
+            let network_bytes = parse_hex::<32>(&what, "network_key", &v.network_key)?;
+            let network_key = AccountPublicKey::from_bytes(&network_bytes)
+                .map_err(|e| invalid(&what, format!("network_key: {e}")))?;
+            if network_key == account_key {
+                return Err(invalid(
+                    what,
+                    "network_key is the account key: the node's TLS identity must be a key of \
+                     its own (`banyan keys generate` makes one)",
+                ));
+            }
             let bls_bytes = parse_hex::<48>(&what, "bls_key", &v.bls_key)?;
             let bls_key = BlsPublicKey::from_bytes(&bls_bytes)
                 .map_err(|e| invalid(&what, format!("bls_key: {e}")))?;
@@ -321,13 +335,19 @@ impl Genesis {
                     "duplicate account_key: each validator needs its own account",
                 ));
             }
+            if !seen_network.insert(network_bytes) {
+                return Err(invalid(
+                    what,
+                    "duplicate network_key: each node needs its own",
+                ));
+            }
             keys.verify_and_insert(&bls_key, &pop).map_err(|e| {
                 invalid(
                     &what,
                     format!("pop: {e}; regenerate it with the validator's BLS secret key"),
                 )
             })?;
-            verify_binding(&bls_key, &account_key, &network_binding)
+            verify_binding(&bls_key, &network_key, &network_binding)
                 .map_err(|e| invalid(&what, format!("network_binding: {e}")))?;
             total = total
                 .checked_add(stake)
@@ -335,6 +355,7 @@ impl Genesis {
             validators.push(Validator {
                 name: v.name.clone(),
                 account_key,
+                network_key,
                 bls_key,
                 pop,
                 network_binding,
@@ -484,6 +505,7 @@ pub fn build_genesis(
             .map(|v| GenesisValidator {
                 name: v.name.clone(),
                 account_key: hex::encode(v.account_key.as_bytes()),
+                network_key: hex::encode(v.network_key.as_bytes()),
                 bls_key: v.bls_key.to_hex(),
                 pop: hex::encode(v.pop.0.as_bytes()),
                 network_binding: hex::encode(v.network_binding.as_bytes()),

@@ -1,6 +1,6 @@
 //! Binding a node's network identity to its validator key.
 //!
-//! A node's QUIC (TLS) identity is an ed25519 key — the same key as its account. The
+//! A node's QUIC (TLS) identity is an ed25519 key of its own, never its account key. The
 //! validator's BLS key signs that key's 32 bytes under [`NET_BINDING_DST`], a domain separation
 //! tag used for nothing else, so a binding is never a vote, a proof of possession or a VRF
 //! proof, and none of those is a binding. A peer that completes a TLS handshake with the network

@@ -79,6 +79,38 @@ fn bad_binding_is_named() {
 }
 
 #[test]
+fn the_network_key_is_not_the_account_key() {
+    // The account key as TLS identity (with a valid binding of it): refused.
+    let mut f = fixture(3, 1, 10);
+    let (bls, acct) = &f.validators[1];
+    f.file.validators[1].network_key = hex::encode(acct.public_key().as_bytes());
+    f.file.validators[1].network_binding = hex::encode(
+        banyan_mainchain::identity::bind_network_key(bls, &acct.public_key()).as_bytes(),
+    );
+    let e = err_of(&f.file);
+    assert!(
+        e.contains("validators[1]") && e.contains("network_key is the account key"),
+        "{e}"
+    );
+    // Two nodes with one network key: refused.
+    let mut f = fixture(3, 1, 10);
+    let (bls, _) = &f.validators[2];
+    let shared = f.file.validators[0].network_key.clone();
+    let key = banyan_core::keys::AccountPublicKey::from_bytes(
+        &hex::decode(&shared).unwrap().try_into().unwrap(),
+    )
+    .unwrap();
+    f.file.validators[2].network_key = shared;
+    f.file.validators[2].network_binding =
+        hex::encode(banyan_mainchain::identity::bind_network_key(bls, &key).as_bytes());
+    let e = err_of(&f.file);
+    assert!(
+        e.contains("validators[2]") && e.contains("duplicate network_key"),
+        "{e}"
+    );
+}
+
+#[test]
 fn duplicates_are_named() {
     let mut f = fixture(3, 2, 10);
     f.file.validators[2].bls_key = f.file.validators[0].bls_key.clone();

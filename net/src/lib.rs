@@ -66,6 +66,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use zeroize::Zeroizing;
 
 pub use der::CertError;
 pub use network::Network;
@@ -185,8 +186,8 @@ pub struct Faults {
 pub struct NetConfig {
     /// UDP address to listen on (port 0 picks a free port; see [`Network::local_addr`]).
     pub listen: SocketAddr,
-    /// The 32-byte ed25519 seed of this node's network key.
-    pub secret: [u8; 32],
+    /// The 32-byte ed25519 seed of this node's network key (wiped on drop).
+    pub secret: Zeroizing<[u8; 32]>,
     /// The peers this node talks to and accepts; an entry with this node's own key is ignored.
     pub peers: Vec<PeerConfig>,
     /// Largest frame payload sent or accepted, in bytes (at most `u32::MAX`).
@@ -208,10 +209,14 @@ impl NetConfig {
     /// A configuration with default limits: 16 MiB frames, queues of 1024 frames and 64 MiB,
     /// redial backoff
     /// from 100 ms to 10 s, no faults.
-    pub fn new(listen: SocketAddr, secret: [u8; 32], peers: Vec<PeerConfig>) -> Self {
+    pub fn new(
+        listen: SocketAddr,
+        secret: impl Into<Zeroizing<[u8; 32]>>,
+        peers: Vec<PeerConfig>,
+    ) -> Self {
         NetConfig {
             listen,
-            secret,
+            secret: secret.into(),
             peers,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             queue_frames: DEFAULT_QUEUE_FRAMES,

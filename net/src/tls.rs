@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{
@@ -44,20 +45,23 @@ pub(crate) struct Identity {
     pub key: PeerKey,
     /// The self-signed certificate for `key`.
     pub cert: CertificateDer<'static>,
-    /// The PKCS#8 encoding of the private key.
-    pkcs8: PrivatePkcs8KeyDer<'static>,
+    /// The PKCS#8 encoding of the private key, wiped on drop.
+    pkcs8: Zeroizing<Vec<u8>>,
 }
 
 impl Identity {
     /// Build the identity of a 32-byte ed25519 seed.
     pub fn from_secret(secret: &[u8; 32]) -> Result<Self, NetError> {
-        let mut der = Vec::with_capacity(PKCS8_ED25519_PREFIX.len() + secret.len());
-        der.extend_from_slice(&PKCS8_ED25519_PREFIX);
-        der.extend_from_slice(secret);
-        let pkcs8 = PrivatePkcs8KeyDer::from(der);
-        let key_pair =
-            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
-                .map_err(|e| NetError::Tls(format!("ed25519 key from the network secret: {e}")))?;
+        let mut pkcs8 = Zeroizing::new(Vec::with_capacity(
+            PKCS8_ED25519_PREFIX.len() + secret.len(),
+        ));
+        pkcs8.extend_from_slice(&PKCS8_ED25519_PREFIX);
+        pkcs8.extend_from_slice(secret);
+        let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(&pkcs8[..]),
+            &rcgen::PKCS_ED25519,
+        )
+        .map_err(|e| NetError::Tls(format!("ed25519 key from the network secret: {e}")))?;
         let key: PeerKey = key_pair
             .public_key_raw()
             .try_into()
@@ -74,8 +78,10 @@ impl Identity {
         })
     }
 
+    /// A copy of the private key for rustls (which keeps its own parsed key for the
+    /// connection's lifetime).
     fn private_key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(self.pkcs8.clone_key())
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(&self.pkcs8[..]).clone_key())
     }
 }
 

@@ -100,16 +100,18 @@ pub(crate) fn password_from(file: Option<&Path>, dir: &Path) -> Result<Zeroizing
 /// `banyan keys ...`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create a BLS validator key, its proof of possession and an ed25519 account key in DIR.
+    /// Create a BLS validator key, its proof of possession, an ed25519 account key and an
+    /// ed25519 network (QUIC/TLS) key in DIR.
     ///
-    /// Writes DIR/validator.bls.json and DIR/account.ed25519.json (EIP-2335 keystores, mode
-    /// 0600, both under the same password) and DIR/validator.bls.pop.json (the public proof of
-    /// possession). DIR is created with mode 0700. Prints the validator id, BLS public key,
-    /// proof of possession and account address.
+    /// Writes DIR/validator.bls.json, DIR/account.ed25519.json and DIR/network.ed25519.json
+    /// (EIP-2335 keystores, mode 0600, all under the same password) and
+    /// DIR/validator.bls.pop.json (the public proof of possession). DIR is created with mode
+    /// 0700. Prints the validator id, BLS public key, proof of possession, account address and
+    /// network key.
     Generate(GenerateArgs),
     /// Decrypt the keys in DIR, check them, and print their public parts (never secrets).
     ///
-    /// Re-derives both public keys from the decrypted secrets, checks that they match the
+    /// Re-derives every public key from the decrypted secrets, checks that they match the
     /// `pubkey` fields of the files, and verifies the proof of possession.
     Show(ShowArgs),
 }
@@ -197,11 +199,12 @@ fn generate(args: GenerateArgs, out: &mut dyn Write) -> Result<()> {
     let public = paths.write(&keys, &password, preset, args.force)?;
     print_public(out, &public, &args.dir, args.json)?;
     eprintln!(
-        "wrote {}, {} and {}; back up the directory and keep the password: neither can be \
-         recovered",
+        "wrote {}, {}, {} and {}; back up the directory and keep the password: neither can \
+         be recovered",
         paths.validator_keystore.display(),
         paths.validator_pop.display(),
-        paths.account_keystore.display()
+        paths.account_keystore.display(),
+        paths.network_keystore.display()
     );
     if args.insecure_fast_kdf {
         eprintln!(
@@ -236,6 +239,7 @@ fn print_public(out: &mut dyn Write, public: &PublicKeys, dir: &Path, json: bool
             "bls_pop": pop,
             "account_pubkey": hex::encode(public.account_pubkey.as_bytes()),
             "account_address": public.account_address.to_hex(),
+            "network_pubkey": hex::encode(public.network_pubkey.as_bytes()),
         });
         writeln!(out, "{value:#}")?;
     } else {
@@ -251,6 +255,11 @@ fn print_public(out: &mut dyn Write, public: &PublicKeys, dir: &Path, json: bool
             out,
             "account address:     {}",
             public.account_address.to_hex()
+        )?;
+        writeln!(
+            out,
+            "network public key:  {}",
+            hex::encode(public.network_pubkey.as_bytes())
         )?;
     }
     out.flush()?;

@@ -224,6 +224,7 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
             validators.push(GenesisValidator {
                 name: id.name.clone(),
                 account_key: hex::encode(public.account_pubkey.as_bytes()),
+                network_key: hex::encode(public.network_pubkey.as_bytes()),
                 bls_key: public.bls_pubkey.to_hex(),
                 pop: hex::encode(public.bls_pop.0.as_bytes()),
                 network_binding: id.binding.clone(),

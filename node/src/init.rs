@@ -51,7 +51,7 @@ pub struct InitArgs {
 
 /// The identity record of a node with these keys, reachable at `p2p`.
 pub fn identity(name: &str, p2p: SocketAddr, keys: &ValidatorKeys) -> Identity {
-    let net = keys.account.public_key();
+    let net = keys.network.public_key();
     Identity {
         name: name.to_string(),
         p2p,

@@ -7,10 +7,16 @@
 //! | `validator.bls.json` | EIP-2335 keystore of the BLS12-381 secret key; `pubkey` = compressed G1 public key (hex), description [`BLS_DESCRIPTION`] | 0600 |
 //! | `validator.bls.pop.json` | `{"pubkey": <BLS public key hex>, "pop": <proof of possession hex>}`, public | 0644 |
 //! | `account.ed25519.json` | EIP-2335 keystore of the ed25519 seed; `pubkey` = ed25519 public key (hex), `path` empty, description [`ACCOUNT_DESCRIPTION`] | 0600 |
+//! | `network.ed25519.json` | EIP-2335 keystore of the node's network (QUIC/TLS) ed25519 seed; same layout, description [`NETWORK_DESCRIPTION`] | 0600 |
 //!
 //! The proof of possession lives in its own file, not inside the keystore, so the keystore
 //! stays a plain EIP-2335 file and the proof (needed to stake, public) can be read and shared
-//! without the password. Both keystores are encrypted with the same password.
+//! without the password. The three keystores are encrypted with the same password.
+//!
+//! The network key is not the account key: the account key holds funds and signs
+//! transactions, the network key only authenticates the node's connections (its binding to
+//! the validator is signed by the BLS key, see `banyan_mainchain::identity`). A node's TLS
+//! stack never sees the key that holds its coins.
 //!
 //! Guarantees:
 //! - the directory is created 0700 and files are created with their final mode (never
@@ -19,7 +25,7 @@
 //!   leaves a half-written keystore under its real name; without `force` the move refuses to
 //!   replace an existing file (hard link, atomic);
 //! - a keystore open to group or others is refused when loaded, with what to do;
-//! - loading re-derives both public keys, checks them against the files, and verifies the proof
+//! - loading re-derives every public key, checks them against the files, and verifies the proof
 //!   of possession, so a mismatched or tampered directory is reported, not used.
 
 use crate::keystore::{KdfPreset, Keystore, KeystoreMeta, MAX_KEYSTORE_JSON_BYTES};
@@ -46,6 +52,10 @@ pub const ACCOUNT_KEYSTORE_FILE: &str = "account.ed25519.json";
 pub const BLS_DESCRIPTION: &str = "banyan validator BLS key";
 /// `description` of the account keystore.
 pub const ACCOUNT_DESCRIPTION: &str = "banyan account ed25519 key";
+/// File name of the node's network (QUIC/TLS) ed25519 keystore.
+pub const NETWORK_KEYSTORE_FILE: &str = "network.ed25519.json";
+/// `description` of the network keystore.
+pub const NETWORK_DESCRIPTION: &str = "banyan node network (QUIC/TLS) ed25519 key";
 /// Mode of the key directory.
 pub const KEY_DIR_MODE: u32 = 0o700;
 /// Mode of keystore files.
@@ -71,6 +81,8 @@ pub struct PublicKeys {
     pub account_pubkey: AccountPublicKey,
     /// Account address.
     pub account_address: Address,
+    /// The node's network (QUIC/TLS) public key.
+    pub network_pubkey: AccountPublicKey,
 }
 
 /// A validator's secret keys, wiped from memory on drop.
@@ -79,6 +91,8 @@ pub struct ValidatorKeys {
     pub bls: BlsSecretKey,
     /// ed25519 key of the validator's account (stake, fees).
     pub account: AccountSecretKey,
+    /// ed25519 key of the node's QUIC/TLS identity (never the account key).
+    pub network: AccountSecretKey,
 }
 
 impl ValidatorKeys {
@@ -88,6 +102,7 @@ impl ValidatorKeys {
         ValidatorKeys {
             bls: BlsSecretKey::generate(&mut rng),
             account: AccountSecretKey::generate(&mut rng),
+            network: AccountSecretKey::generate(&mut rng),
         }
     }
 
@@ -101,6 +116,7 @@ impl ValidatorKeys {
             bls_pop: self.bls.prove_possession(),
             account_pubkey,
             account_address: account_pubkey.address(),
+            network_pubkey: self.network.public_key(),
         }
     }
 }
@@ -123,6 +139,8 @@ pub struct KeyPaths {
     pub validator_pop: PathBuf,
     /// Account keystore.
     pub account_keystore: PathBuf,
+    /// Network keystore.
+    pub network_keystore: PathBuf,
 }
 
 impl KeyPaths {
@@ -133,14 +151,16 @@ impl KeyPaths {
             validator_keystore: dir.join(VALIDATOR_KEYSTORE_FILE),
             validator_pop: dir.join(VALIDATOR_POP_FILE),
             account_keystore: dir.join(ACCOUNT_KEYSTORE_FILE),
+            network_keystore: dir.join(NETWORK_KEYSTORE_FILE),
         }
     }
 
-    fn all(&self) -> [&Path; 3] {
+    fn all(&self) -> [&Path; 4] {
         [
             &self.validator_keystore,
             &self.validator_pop,
             &self.account_keystore,
+            &self.network_keystore,
         ]
     }
 
@@ -173,7 +193,7 @@ impl KeyPaths {
         Ok(())
     }
 
-    /// Encrypt `keys` under `password` and write the three files. Creates the directory (0700)
+    /// Encrypt `keys` under `password` and write the four files. Creates the directory (0700)
     /// if needed. Without `force`, fails rather than replace an existing file.
     pub fn write(
         &self,
@@ -200,19 +220,12 @@ impl KeyPaths {
             &mut rng,
         )
         .context("cannot encrypt the BLS key")?;
-        let account_keystore = Keystore::encrypt(
-            &keys.account.to_bytes(),
-            password,
-            preset,
-            KeystoreMeta {
-                description: ACCOUNT_DESCRIPTION.to_string(),
-                pubkey: hex::encode(public.account_pubkey.as_bytes()),
-                path: String::new(),
-                uuid: String::new(),
-            },
-            &mut rng,
-        )
-        .context("cannot encrypt the account key")?;
+        let account_keystore =
+            encrypt_ed25519(&keys.account, ACCOUNT_DESCRIPTION, password, preset)
+                .context("cannot encrypt the account key")?;
+        let network_keystore =
+            encrypt_ed25519(&keys.network, NETWORK_DESCRIPTION, password, preset)
+                .context("cannot encrypt the network key")?;
         let pop = PopFile {
             pubkey: public.bls_pubkey.to_hex(),
             pop: hex::encode(public.bls_pop.0.as_bytes()),
@@ -241,6 +254,13 @@ impl KeyPaths {
             SECRET_FILE_MODE,
             force,
         )?;
+        write_file(
+            &self.dir,
+            &self.network_keystore,
+            network_keystore.to_json().as_bytes(),
+            SECRET_FILE_MODE,
+            force,
+        )?;
         sync_dir(&self.dir)?;
         Ok(public)
     }
@@ -262,6 +282,14 @@ impl KeyPaths {
         }
         let validator = read_keystore(&self.validator_keystore)?;
         let account = read_keystore(&self.account_keystore)?;
+        let network = read_keystore(&self.network_keystore).with_context(|| {
+            format!(
+                "this key directory has no separate network key (directories made before \
+                 network keys were split from account keys lack it); make a new key directory \
+                 with `banyan keys generate` and re-stake from it, or copy {} from one",
+                NETWORK_KEYSTORE_FILE
+            )
+        })?;
         let (pop_pubkey, pop) = read_pop(&self.validator_pop)?;
 
         let bls_pubkey =
@@ -288,20 +316,19 @@ impl KeyPaths {
                 self.validator_pop.display()
             )
         })?;
-        let mut account_bytes = [0u8; 32];
-        hex::decode_to_slice(&account.meta().pubkey, &mut account_bytes)
-            .ok()
-            .and_then(|()| AccountPublicKey::from_bytes(&account_bytes).ok())
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: the `pubkey` field is not a valid ed25519 public key",
-                    self.account_keystore.display()
-                )
-            })?;
+        let account_pubkey = ed25519_pubkey(&account, &self.account_keystore)?;
+        let network_pubkey = ed25519_pubkey(&network, &self.network_keystore)?;
+        if account_pubkey == network_pubkey {
+            bail!(
+                "{} holds the account key: the network key must be a key of its own",
+                self.network_keystore.display()
+            );
+        }
         Ok(KeyFiles {
             paths: self.clone(),
             validator,
             account,
+            network,
             pop,
         })
     }
@@ -312,17 +339,19 @@ pub struct KeyFiles {
     paths: KeyPaths,
     validator: Keystore,
     account: Keystore,
+    network: Keystore,
     pop: ProofOfPossession,
 }
 
 impl KeyFiles {
-    /// Whether either keystore uses KDF parameters cheaper than the EIP-2335 defaults.
+    /// Whether any keystore uses KDF parameters cheaper than the EIP-2335 defaults.
     pub fn has_weak_kdf(&self) -> bool {
-        self.validator.kdf().is_weaker_than_standard()
-            || self.account.kdf().is_weaker_than_standard()
+        [&self.validator, &self.account, &self.network]
+            .iter()
+            .any(|k| k.kdf().is_weaker_than_standard())
     }
 
-    /// Decrypt both keystores and check that the keys inside match the public keys written
+    /// Decrypt every keystore and check that the keys inside match the public keys written
     /// beside them.
     pub fn decrypt(&self, password: &str) -> Result<(ValidatorKeys, PublicKeys)> {
         let paths = &self.paths;
@@ -339,15 +368,10 @@ impl KeyFiles {
                 paths.validator_keystore.display()
             )
         })?;
-        let account_secret = self.account.decrypt(password).with_context(|| {
-            format!(
-                "cannot decrypt {}; both keystores of a directory use the same password",
-                paths.account_keystore.display()
-            )
-        })?;
         let keys = ValidatorKeys {
             bls,
-            account: AccountSecretKey::from_bytes(&account_secret),
+            account: decrypt_ed25519(&self.account, &paths.account_keystore, password)?,
+            network: decrypt_ed25519(&self.network, &paths.network_keystore, password)?,
         };
         let bls_pubkey = keys.bls.public_key();
         if bls_pubkey.to_hex() != self.validator.meta().pubkey {
@@ -360,24 +384,72 @@ impl KeyFiles {
             );
         }
         let account_pubkey = keys.account.public_key();
-        if hex::encode(account_pubkey.as_bytes()) != self.account.meta().pubkey {
-            bail!(
-                "{}: the key inside has public key {}, not the {} written in the file; the file \
-                 was altered",
-                paths.account_keystore.display(),
-                hex::encode(account_pubkey.as_bytes()),
-                self.account.meta().pubkey
-            );
-        }
         let public = PublicKeys {
             validator_id: bls_pubkey.validator_id(),
             bls_pubkey,
             bls_pop: self.pop,
             account_pubkey,
             account_address: account_pubkey.address(),
+            network_pubkey: keys.network.public_key(),
         };
         Ok((keys, public))
     }
+}
+
+/// An ed25519 keystore of `key` (its public key in `pubkey`, `path` empty).
+fn encrypt_ed25519(
+    key: &AccountSecretKey,
+    description: &str,
+    password: &str,
+    preset: KdfPreset,
+) -> Result<Keystore> {
+    Ok(Keystore::encrypt(
+        &key.to_bytes(),
+        password,
+        preset,
+        KeystoreMeta {
+            description: description.to_string(),
+            pubkey: hex::encode(key.public_key().as_bytes()),
+            path: String::new(),
+            uuid: String::new(),
+        },
+        &mut OsRng,
+    )?)
+}
+
+/// The public key an ed25519 keystore (read from `path`) says it holds.
+fn ed25519_pubkey(keystore: &Keystore, path: &Path) -> Result<AccountPublicKey> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(&keystore.meta().pubkey, &mut bytes)
+        .ok()
+        .and_then(|()| AccountPublicKey::from_bytes(&bytes).ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: the `pubkey` field is not a valid ed25519 public key",
+                path.display()
+            )
+        })
+}
+
+/// Decrypt an ed25519 keystore and check the key inside against the public key written in it.
+fn decrypt_ed25519(keystore: &Keystore, path: &Path, password: &str) -> Result<AccountSecretKey> {
+    let secret = keystore.decrypt(password).with_context(|| {
+        format!(
+            "cannot decrypt {}; every keystore of a directory uses the same password",
+            path.display()
+        )
+    })?;
+    let key = AccountSecretKey::from_bytes(&secret);
+    let public = hex::encode(key.public_key().as_bytes());
+    if public != keystore.meta().pubkey {
+        bail!(
+            "{}: the key inside has public key {public}, not the {} written in the file; the \
+             file was altered",
+            path.display(),
+            keystore.meta().pubkey
+        );
+    }
+    Ok(key)
 }
 
 fn check_dir_mode(dir: &Path, mode: u32) -> Result<()> {

@@ -96,10 +96,9 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let store = Arc::new(store);
     let metrics = Metrics::new();
 
-    let net_secret = *keys.account.to_bytes();
     let net_cfg = NetConfig::new(
         cfg.p2p_listen,
-        net_secret,
+        keys.network.to_bytes(),
         peers
             .iter()
             .map(|p| PeerConfig {

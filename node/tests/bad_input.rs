@@ -124,18 +124,18 @@ async fn bad_rpc_and_quic_input_is_refused_and_changes_nothing() {
         "127.0.0.1:0".parse().expect("addr"),
         seed,
         vec![PeerConfig {
-            key: c.node_keys(0).1.account_pubkey.as_bytes().to_owned(),
+            key: c.node_keys(0).1.network_pubkey.as_bytes().to_owned(),
             addr: c.nodes[0].config.p2p_listen,
         }],
     );
     let (intruder, _rx) = Network::start(intruder_cfg).await.expect("intruder net");
-    let node0 = c.node_keys(0).1.account_pubkey.as_bytes().to_owned();
+    let node0 = c.node_keys(0).1.network_pubkey.as_bytes().to_owned();
     let _ = intruder.try_send(&node0, Class::Consensus, vec![0u8; 64].into());
     // A configured peer sending an oversized frame, then garbage.
     let (standby, _) = c.node_keys(4);
     let mut cfg = NetConfig::new(
         c.nodes[4].config.p2p_listen,
-        *standby.account.to_bytes(),
+        standby.network.to_bytes(),
         vec![PeerConfig {
             key: node0,
             addr: c.nodes[0].config.p2p_listen,

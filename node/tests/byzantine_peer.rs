@@ -59,7 +59,7 @@ async fn impostor(c: &Cluster, me: usize, peers: &[usize]) -> (Network, Receiver
         .collect();
     let cfg = NetConfig::new(
         c.nodes[me].config.p2p_listen,
-        *keys.account.to_bytes(),
+        keys.network.to_bytes(),
         peer_cfg,
     );
     let (net, rx) = Network::start(cfg).await.expect("impostor network");

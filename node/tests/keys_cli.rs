@@ -127,9 +127,14 @@ fn generate_then_show_round_trip() {
         "bls_pop",
         "account_pubkey",
         "account_address",
+        "network_pubkey",
     ] {
         assert!(generated[field].is_string(), "{field}");
     }
+    assert_ne!(
+        generated["network_pubkey"], generated["account_pubkey"],
+        "the network key is a key of its own"
+    );
     assert_eq!(generated["bls_pubkey"].as_str().unwrap().len(), 96);
     assert_eq!(generated["bls_pop"].as_str().unwrap().len(), 192);
     assert_eq!(show_json(&e), generated);
@@ -143,7 +148,13 @@ fn generate_then_show_round_trip() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
-    for field in ["validator_id", "bls_pubkey", "bls_pop", "account_address"] {
+    for field in [
+        "validator_id",
+        "bls_pubkey",
+        "bls_pop",
+        "account_address",
+        "network_pubkey",
+    ] {
         assert!(text.contains(generated[field].as_str().unwrap()), "{field}");
     }
     assert!(
@@ -161,10 +172,12 @@ fn files_and_modes() {
     let account = e.dir.join("account.ed25519.json");
     let pop = e.dir.join("validator.bls.pop.json");
     assert_eq!(mode(&bls), 0o600);
+    let network = e.dir.join("network.ed25519.json");
     assert_eq!(mode(&account), 0o600);
+    assert_eq!(mode(&network), 0o600);
     assert_eq!(mode(&pop), 0o644);
     // Nothing else (no leftover temporary files).
-    assert_eq!(fs::read_dir(&e.dir).unwrap().count(), 3);
+    assert_eq!(fs::read_dir(&e.dir).unwrap().count(), 4);
 
     let bls_json: serde_json::Value = serde_json::from_slice(&fs::read(&bls).unwrap()).unwrap();
     assert_eq!(bls_json["version"], 4);
@@ -176,6 +189,13 @@ fn files_and_modes() {
     assert_eq!(account_json["description"], "banyan account ed25519 key");
     assert_eq!(account_json["pubkey"], generated["account_pubkey"]);
     assert_eq!(account_json["path"], "");
+    let network_json: serde_json::Value =
+        serde_json::from_slice(&fs::read(&network).unwrap()).unwrap();
+    assert_eq!(
+        network_json["description"],
+        "banyan node network (QUIC/TLS) ed25519 key"
+    );
+    assert_eq!(network_json["pubkey"], generated["network_pubkey"]);
     let pop_json: serde_json::Value = serde_json::from_slice(&fs::read(&pop).unwrap()).unwrap();
     assert_eq!(pop_json["pubkey"], generated["bls_pubkey"]);
     assert_eq!(pop_json["pop"], generated["bls_pop"]);

@@ -54,11 +54,22 @@ pub fn validator_input(
     Validator {
         name: name.into(),
         account_key: acct.public_key(),
+        network_key: network_key(acct).public_key(),
         bls_key: bls.public_key(),
         pop: bls.prove_possession(),
-        network_binding: bind_network_key(bls, &acct.public_key()),
+        network_binding: bind_network_key(bls, &network_key(acct).public_key()),
         stake: Amount(stake),
     }
+}
+
+/// The network (TLS) key of the node whose account key is `acct`: derived from it, so the
+/// fixtures stay deterministic.
+pub fn network_key(acct: &AccountSecretKey) -> AccountSecretKey {
+    let seed = banyan_core::hash::hash(
+        banyan_core::hash::Domain::Custom("test/network-key"),
+        &acct.to_bytes()[..],
+    );
+    AccountSecretKey::from_bytes(&seed.0)
 }
 
 /// A genesis with `n` validators and `funded` funded accounts.
