@@ -138,6 +138,6 @@ pub use replica::{
 pub use safety::{MemorySafetyStorage, SafetyData, SafetyRules, SafetyStorage};
 pub use store::{BlockStore, MemoryBlockStore};
 pub use types::{
-    EpochChangeProof, Evidence, Message, Millis, Proposal, SyncRequest, SyncResponse, Timeout,
-    TimeoutCertificate, TimeoutData, Vote, MAX_MESSAGE_BYTES, MAX_SYNC_BLOCKS,
+    EpochChangeProof, Evidence, Message, Millis, Proposal, ProposalStub, SyncRequest, SyncResponse,
+    Timeout, TimeoutCertificate, TimeoutData, Vote, MAX_MESSAGE_BYTES, MAX_SYNC_BLOCKS,
 };

@@ -23,8 +23,6 @@ pub const MAX_SYNC_BLOCKS: usize = 64;
 /// Most signature groups in a timeout certificate (one per distinct high-QC round).
 pub const MAX_TC_GROUPS: usize = 64;
 
-/// Hash domain of proposal signatures.
-const PROPOSAL_DOMAIN: Domain = Domain::Custom("banyan/consensus/proposal");
 /// Hash domain of timeout signatures.
 const TIMEOUT_DOMAIN: Domain = Domain::Custom("banyan/consensus/timeout");
 
@@ -33,15 +31,9 @@ pub fn qc_round(qc: Option<&QuorumCertificate>) -> Round {
     qc.map(|q| q.data.round).unwrap_or(Round(0))
 }
 
-/// The digest a leader signs to propose `block` in `round`.
-pub fn proposal_message(chain: ChainId, epoch: Epoch, round: Round, block: &Digest) -> Digest {
-    let mut h = Hasher::new(PROPOSAL_DOMAIN);
-    h.update(&chain.0.to_le_bytes())
-        .update(&epoch.0.to_le_bytes())
-        .update(&round.0.to_le_bytes())
-        .update(block.as_bytes());
-    h.finalize()
-}
+/// The digest a leader signs to propose a block (defined in `core`, where equivocation
+/// evidence is checked).
+pub use banyan_core::certificate::proposal_message;
 
 /// A leader's proposal: a block extending the block certified by `justify` (genesis when
 /// `None`), entered through `justify` (its round is the previous round) or through `tc`.

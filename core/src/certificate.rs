@@ -343,6 +343,19 @@ pub struct VoteData {
     pub block: Digest,
 }
 
+/// Hash domain of proposal signatures.
+const PROPOSAL_DOMAIN: Domain = Domain::Custom("banyan/consensus/proposal");
+
+/// The digest a leader signs to propose `block` in `round` of `epoch` on `chain`.
+pub fn proposal_message(chain: ChainId, epoch: Epoch, round: Round, block: &Digest) -> Digest {
+    let mut h = Hasher::new(PROPOSAL_DOMAIN);
+    h.update(&chain.0.to_le_bytes())
+        .update(&epoch.0.to_le_bytes())
+        .update(&round.0.to_le_bytes())
+        .update(block.as_bytes());
+    h.finalize()
+}
+
 impl VoteData {
     /// The bytes validators sign for this vote (domain-separated from every other message).
     pub fn signing_message(&self) -> Digest {

@@ -1,7 +1,7 @@
 //! Transactions: a canonical body signed by an ed25519 account key, and the access set each
 //! kind declares for the parallel executor.
 
-use crate::certificate::VoteData;
+use crate::certificate::{proposal_message, VoteData};
 use crate::codec::{BoundedVec, Decode, Encode};
 use crate::hash::{hash_encoded, Digest, Domain};
 use crate::header::CertifiedHeader;
@@ -125,8 +125,6 @@ pub struct SignedVote {
 
 /// Proof that one validator key signed votes for two different blocks in the same round of the
 /// same epoch of the same chain: the offence a `ReportEquivocation` transaction is slashed on.
-/// Votes only: a proposal's signing message belongs to `banyan-consensus`, which `core` does
-/// not depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct VoteEquivocation {
     /// The key that signed both votes.
@@ -137,78 +135,182 @@ pub struct VoteEquivocation {
     pub second: SignedVote,
 }
 
-/// Which vote of a [`VoteEquivocation`].
+/// Which message of a pair of evidence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WhichVote {
-    /// [`VoteEquivocation::first`].
+    /// The first (`first`).
     First,
-    /// [`VoteEquivocation::second`].
+    /// The second (`second`).
     Second,
 }
 
-/// Why a [`VoteEquivocation`] proves nothing.
+/// Why equivocation evidence proves nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvidenceError {
-    /// The votes are of different chains, epochs or rounds: voting in two rounds is allowed.
-    #[error("the votes are for different (chain, epoch, round) slots: no conflict")]
+    /// The messages are of different chains, epochs or rounds: signing in two rounds is
+    /// allowed.
+    #[error("the messages are for different (chain, epoch, round) slots: no conflict")]
     DifferentSlots,
-    /// Both votes name the same block: voting twice for one block is no conflict.
-    #[error("both votes name the same block: no conflict")]
+    /// Both messages name the same block: signing one block twice is no conflict.
+    #[error("both messages name the same block: no conflict")]
     SameBlock,
     /// A signature does not verify under the validator key.
-    #[error("the {0:?} vote's signature does not verify under the validator key")]
+    #[error("the {0:?} message's signature does not verify under the validator key")]
     BadSignature(WhichVote),
 }
 
-impl VoteEquivocation {
-    /// Check the evidence on its own: both votes in one (chain, epoch, round), naming different
-    /// blocks, both signatures valid under `validator_key` (the rules of the consensus
-    /// double-vote detector). Whether the key belongs to a staked validator is the ledger's
-    /// question.
-    pub fn verify(&self) -> Result<(), EvidenceError> {
-        let (a, b) = (&self.first.data, &self.second.data);
-        if (a.chain, a.epoch, a.round) != (b.chain, b.epoch, b.round) {
-            return Err(EvidenceError::DifferentSlots);
-        }
-        if a.block == b.block {
-            return Err(EvidenceError::SameBlock);
-        }
-        for (vote, which) in [
-            (&self.first, WhichVote::First),
-            (&self.second, WhichVote::Second),
-        ] {
-            vote.signature
-                .verify(vote.data.signing_message().as_bytes(), &self.validator_key)
-                .map_err(|_| EvidenceError::BadSignature(which))?;
-        }
-        Ok(())
-    }
+/// One message of equivocation evidence: its slot, the block it names, and the digest signed.
+struct Signed<'a> {
+    slot: (ChainId, Epoch, Round),
+    block: Digest,
+    message: Digest,
+    signature: &'a BlsSignature,
+}
 
-    /// The slot both votes claim: (chain, epoch, round) of the first.
-    pub fn slot(&self) -> (ChainId, Epoch, Round) {
-        let d = &self.first.data;
-        (d.chain, d.epoch, d.round)
+impl SignedVote {
+    fn signed(&self) -> Signed<'_> {
+        Signed {
+            slot: (self.data.chain, self.data.epoch, self.data.round),
+            block: self.data.block,
+            message: self.data.signing_message(),
+            signature: &self.signature,
+        }
     }
+}
+
+impl SignedProposal {
+    fn signed(&self) -> Signed<'_> {
+        Signed {
+            slot: (self.chain, self.epoch, self.round),
+            block: self.block,
+            message: proposal_message(self.chain, self.epoch, self.round, &self.block),
+            signature: &self.signature,
+        }
+    }
+}
+
+/// The rules of the consensus equivocation detector: one slot, two blocks, both signatures
+/// valid under `key`.
+fn check_conflict(key: &BlsPublicKey, a: Signed<'_>, b: Signed<'_>) -> Result<(), EvidenceError> {
+    if a.slot != b.slot {
+        return Err(EvidenceError::DifferentSlots);
+    }
+    if a.block == b.block {
+        return Err(EvidenceError::SameBlock);
+    }
+    for (m, which) in [(a, WhichVote::First), (b, WhichVote::Second)] {
+        m.signature
+            .verify(m.message.as_bytes(), key)
+            .map_err(|_| EvidenceError::BadSignature(which))?;
+    }
+    Ok(())
+}
+
+/// What both kinds of equivocation evidence offer the ledger: a check on their own, the slot,
+/// the key that signed and the offence they prove.
+pub trait Equivocation {
+    /// Check the evidence on its own (see [`check_conflict`]'s rules). Whether the key belongs
+    /// to a staked validator is the ledger's question.
+    fn verify(&self) -> Result<(), EvidenceError>;
+    /// The slot both messages claim: (chain, epoch, round) of the first.
+    fn slot(&self) -> (ChainId, Epoch, Round);
+    /// The key that signed both.
+    fn signer_key(&self) -> &BlsPublicKey;
+    /// The hash domain of this kind's offence ids.
+    fn offense_domain(&self) -> Domain;
 
     /// The offending validator's id (the hash of its key).
-    pub fn validator_id(&self) -> ValidatorId {
-        self.validator_key.validator_id()
+    fn validator_id(&self) -> ValidatorId {
+        self.signer_key().validator_id()
     }
 
     /// The id of the offence charged to `offender`'s stake: the same for every pair of
-    /// conflicting votes of one key in one slot, so one offence is punished once per account.
-    pub fn offense_id(&self, offender: &Address) -> Digest {
+    /// conflicting messages of one kind by one key in one slot, so one offence is punished
+    /// once per account (a double vote and a double proposal are two offences).
+    fn offense_id(&self, offender: &Address) -> Digest {
         let (chain, epoch, round) = self.slot();
         hash_encoded(
-            Domain::Custom("banyan/offense"),
+            self.offense_domain(),
             &(
                 *offender,
-                *self.validator_key.as_bytes(),
+                *self.signer_key().as_bytes(),
                 chain,
                 epoch,
                 round,
             ),
         )
+    }
+}
+
+impl Equivocation for VoteEquivocation {
+    fn verify(&self) -> Result<(), EvidenceError> {
+        check_conflict(
+            &self.validator_key,
+            self.first.signed(),
+            self.second.signed(),
+        )
+    }
+
+    fn slot(&self) -> (ChainId, Epoch, Round) {
+        let d = &self.first.data;
+        (d.chain, d.epoch, d.round)
+    }
+
+    fn signer_key(&self) -> &BlsPublicKey {
+        &self.validator_key
+    }
+
+    fn offense_domain(&self) -> Domain {
+        Domain::Custom("banyan/offense")
+    }
+}
+
+/// A leader's signed proposal, reduced to what its signature covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedProposal {
+    /// The chain.
+    pub chain: ChainId,
+    /// The epoch.
+    pub epoch: Epoch,
+    /// The round.
+    pub round: Round,
+    /// The proposed block's id.
+    pub block: Digest,
+    /// The leader's signature of [`proposal_message`] of the above.
+    pub signature: BlsSignature,
+}
+
+/// Proof that one validator key proposed two different blocks in one round of one epoch of
+/// one chain: slashed like a double vote (`ReportProposalEquivocation`).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ProposalEquivocation {
+    /// The key that signed both proposals.
+    pub validator_key: BlsPublicKey,
+    /// One proposal.
+    pub first: SignedProposal,
+    /// The other: same chain, epoch and round, another block.
+    pub second: SignedProposal,
+}
+
+impl Equivocation for ProposalEquivocation {
+    fn verify(&self) -> Result<(), EvidenceError> {
+        check_conflict(
+            &self.validator_key,
+            self.first.signed(),
+            self.second.signed(),
+        )
+    }
+
+    fn slot(&self) -> (ChainId, Epoch, Round) {
+        (self.first.chain, self.first.epoch, self.first.round)
+    }
+
+    fn signer_key(&self) -> &BlsPublicKey {
+        &self.validator_key
+    }
+
+    fn offense_domain(&self) -> Domain {
+        Domain::Custom("banyan/offense/proposal")
     }
 }
 
@@ -294,6 +396,14 @@ pub enum TxKind {
         offender: Address,
         /// The two votes (boxed: the largest kind after `Stake`).
         evidence: Box<VoteEquivocation>,
+    },
+    /// Report a leader that signed two conflicting proposals (one round, two blocks); slashed
+    /// and jailed like a double vote.
+    ReportProposalEquivocation {
+        /// The account whose stake (and unbonding stake) backs the key.
+        offender: Address,
+        /// The two proposals.
+        evidence: Box<ProposalEquivocation>,
     },
 }
 
@@ -523,10 +633,10 @@ impl SignedTx {
                 set.write(StateKey::Escrow(packet.destination, local));
             }
             TxKind::ReportEquivocation { offender, evidence } => {
-                set.write(StateKey::Validator(*offender));
-                set.write(StateKey::Unbonding(*offender));
-                set.write(StateKey::Jailed(evidence.validator_id()));
-                set.write(StateKey::Offense(evidence.offense_id(offender)));
+                report_access(&mut set, offender, &**evidence);
+            }
+            TxKind::ReportProposalEquivocation { offender, evidence } => {
+                report_access(&mut set, offender, &**evidence);
             }
         }
         debug_assert!(set.reads.len() + set.writes.len() <= MAX_ACCESS_KEYS);
@@ -541,3 +651,12 @@ pub fn outbox_leaves(packets: &[Packet]) -> Vec<Digest> {
 
 /// A bounded list of packets (block outboxes).
 pub type Outbox = BoundedVec<Packet, { crate::header::MAX_TXS_PER_BLOCK }>;
+
+/// What an equivocation report writes: the offender's record and unbonding entry, the key's
+/// jail flag and the offence.
+fn report_access(set: &mut AccessSet, offender: &Address, evidence: &dyn Equivocation) {
+    set.write(StateKey::Validator(*offender));
+    set.write(StateKey::Unbonding(*offender));
+    set.write(StateKey::Jailed(evidence.validator_id()));
+    set.write(StateKey::Offense(evidence.offense_id(offender)));
+}

@@ -22,7 +22,7 @@
 //! | `Transfer` | debit `amount` of `asset` from the sender, credit it to `to` (a transfer to oneself only checks the balance) |
 //! | `Stake` | refused for a jailed key; debit native `amount`, add it to the sender's [`ValidatorRecord`]; the first stake sets the record's BLS key, later ones (also while coins are unbonding) must name the same key |
 //! | `Unstake` | take `amount` off the record's stake and add it to the sender's [`UnbondingEntry`], released from epoch `current + 1 + unbonding_epochs`; nothing is credited now |
-//! | `ReportEquivocation` | if the offender's record holds the key that signed, the evidence is about this chain, not older than the unbonding period and not punished yet: burn `slash_fraction_percent` of the record's stake and of the offender's unbonding coins, jail the key, record the offence |
+//! | `ReportEquivocation`, `ReportProposalEquivocation` | if the offender's record holds the key that signed, the evidence is about this chain, not older than the unbonding period and not punished yet: burn `slash_fraction_percent` of the record's stake and of the offender's unbonding coins, jail the key, record the offence |
 //! | `SpawnSidechain` | main chain only: debit the deposit, count one more sidechain (its id is the new count) |
 //! | `RetireSidechain` | main chain only: mark a spawned, active sidechain retired |
 //! | `CrossChainSend` | debit the asset, burn it if it goes home to its origin chain, else lock it in the channel's escrow; assign the channel's next sequence and record the packet as pending; the receipt carries the packet for the block's outbox |
@@ -30,7 +30,7 @@
 //! | `AcknowledgePacket` / `TimeoutPacket` | if the proof is accepted and the packet is the oldest pending one: resolve it, refunding the sender on a failure acknowledgement or a timeout (re-mint if it was burned, else release the escrow) |
 //!
 //! Staking proofs of possession, equivocation evidence (both vote signatures, one slot, two
-//! blocks: [`VoteEquivocation::verify`]) and transaction signatures are checked once, when a
+//! blocks: [`Equivocation::verify`]) and transaction signatures are checked once, when a
 //! transaction becomes a [`VerifiedTx`], not during execution. Proofs about other chains'
 //! blocks (packet inclusion, acknowledgements, non-delivery) are checked by the
 //! [`PacketProofs`] the ledger is built with: light clients belong to the relay, the ledger only
@@ -81,8 +81,8 @@ use banyan_core::ids::{
 };
 use banyan_core::keys::{BlsPublicKey, KeyError};
 use banyan_core::tx::{
-    AccessSet, Acknowledgement, AssetOrigin, EvidenceError, NonDeliveryProof, Packet, PacketProof,
-    SidechainParams, SignedTx, StateKey, TxKind, VoteEquivocation,
+    AccessSet, Acknowledgement, AssetOrigin, Equivocation, EvidenceError, NonDeliveryProof, Packet,
+    PacketProof, SidechainParams, SignedTx, StateKey, TxKind,
 };
 
 /// Acknowledgement code: the escrow on the channel holds less than the packet releases.
@@ -181,7 +181,7 @@ pub enum VerifyError {
         /// What failed.
         source: KeyError,
     },
-    /// An equivocation report's evidence proves nothing (see [`VoteEquivocation::verify`]).
+    /// An equivocation report's evidence proves nothing (see [`Equivocation::verify`]).
     #[error("transaction {index}: bad equivocation evidence: {source}")]
     BadEvidence {
         /// Position in the batch.
@@ -211,6 +211,11 @@ fn check_stateless(index: usize, tx: &SignedTx) -> Result<(), VerifyError> {
                 .map_err(|source| VerifyError::BadProofOfPossession { index, source })?;
         }
         TxKind::ReportEquivocation { evidence, .. } => {
+            evidence
+                .verify()
+                .map_err(|source| VerifyError::BadEvidence { index, source })?;
+        }
+        TxKind::ReportProposalEquivocation { evidence, .. } => {
             evidence
                 .verify()
                 .map_err(|source| VerifyError::BadEvidence { index, source })?;
@@ -635,6 +640,14 @@ fn put_write(set: &mut AccessSet, k: StateKey) {
     }
 }
 
+/// What an equivocation report writes (see `SignedTx::access_set`).
+fn report_access(set: &mut AccessSet, offender: &Address, evidence: &dyn Equivocation) {
+    put_write(set, StateKey::Validator(*offender));
+    put_write(set, StateKey::Unbonding(*offender));
+    put_write(set, StateKey::Jailed(evidence.validator_id()));
+    put_write(set, StateKey::Offense(evidence.offense_id(offender)));
+}
+
 fn put_read(set: &mut AccessSet, k: StateKey) {
     if !set.writes.contains(&k) && !set.reads.contains(&k) {
         set.reads.push(k);
@@ -692,10 +705,10 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
             put_write(set, StateKey::Escrow(packet.destination, local));
         }
         TxKind::ReportEquivocation { offender, evidence } => {
-            put_write(set, StateKey::Validator(*offender));
-            put_write(set, StateKey::Unbonding(*offender));
-            put_write(set, StateKey::Jailed(evidence.validator_id()));
-            put_write(set, StateKey::Offense(evidence.offense_id(offender)));
+            report_access(set, offender, &**evidence);
+        }
+        TxKind::ReportProposalEquivocation { offender, evidence } => {
+            report_access(set, offender, &**evidence);
         }
     }
 }
@@ -846,7 +859,7 @@ impl<P: PacketProofs> Ledger<P> {
         &self,
         view: &mut V,
         offender: Address,
-        evidence: &VoteEquivocation,
+        evidence: &dyn Equivocation,
     ) -> Applied {
         let (chain, offense, _) = evidence.slot();
         if chain != self.chain {
@@ -867,7 +880,7 @@ impl<P: PacketProofs> Ledger<P> {
         let record = validator_record(view, &record_key)?;
         let unbonding_key = StateKey::Unbonding(offender);
         let entry = unbonding(view, &unbonding_key)?;
-        if record.key != *evidence.validator_key.as_bytes()
+        if record.key != *evidence.signer_key().as_bytes()
             || (record.stake == Amount::ZERO && entry.amount == Amount::ZERO)
         {
             return Ok(Err(Failure::UnknownValidator));
@@ -1283,7 +1296,10 @@ impl<P: PacketProofs> Vm for Ledger<P> {
             }
             TxKind::TimeoutPacket { packet, proof } => self.timeout(view, packet, proof)?,
             TxKind::ReportEquivocation { offender, evidence } => {
-                self.report(view, *offender, evidence)?
+                self.report(view, *offender, &**evidence)?
+            }
+            TxKind::ReportProposalEquivocation { offender, evidence } => {
+                self.report(view, *offender, &**evidence)?
             }
         };
         Ok(Receipt {

@@ -7,8 +7,8 @@ use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round, Sequence};
 use banyan_core::keys::{AccountSignature, BlsSecretKey};
 use banyan_core::tx::{
-    Acknowledgement, AssetOrigin, EvidenceError, Packet, SidechainParams, SignedTx, SignedVote,
-    StateKey, TxBody, TxKind, VoteEquivocation, WhichVote,
+    Acknowledgement, AssetOrigin, Equivocation, EvidenceError, Packet, SidechainParams, SignedTx,
+    SignedVote, StateKey, TxBody, TxKind, VoteEquivocation, WhichVote,
 };
 use banyan_dag::ledger::{
     end_of_epoch, native_supply, total_fees, Effect, Failure, Outcome, RejectAllProofs,

@@ -338,7 +338,8 @@ impl Cost {
             | TxKind::DeliverPacket { .. }
             | TxKind::AcknowledgePacket { .. }
             | TxKind::TimeoutPacket { .. }
-            | TxKind::ReportEquivocation { .. } => None,
+            | TxKind::ReportEquivocation { .. }
+            | TxKind::ReportProposalEquivocation { .. } => None,
         };
         match debit {
             None => Ok(Cost {
@@ -1161,6 +1162,22 @@ impl Mempool {
         for id in ids {
             inner.remove_id(id);
         }
+    }
+
+    /// The nonce `sender`'s next transaction takes: `committed` (its committed nonce) past
+    /// the run of its transactions pooled from there.
+    pub fn next_nonce(&self, sender: &Address, committed: Nonce) -> Nonce {
+        let inner = self.lock();
+        let mut next = committed;
+        if let Some(q) = inner.senders.get(sender) {
+            for n in q.by_nonce.range(committed..).map(|(n, _)| *n) {
+                match (n == next, next.checked_next()) {
+                    (true, Some(after)) => next = after,
+                    _ => break,
+                }
+            }
+        }
+        next
     }
 
     /// Number of transactions held.

@@ -43,7 +43,9 @@ use banyan_core::ids::{Address, Epoch, ValidatorId};
 use banyan_core::keys::{
     BlsPublicKey, KeyError, PopVerifiedKey, ProofOfPossession, BLS_PUBLIC_KEY_BYTES,
 };
-use banyan_core::tx::{SignedVote, StateKey, VoteEquivocation};
+use banyan_core::tx::{
+    ProposalEquivocation, SignedProposal, SignedVote, StateKey, TxKind, VoteEquivocation,
+};
 use banyan_dag::value::ValidatorRecord;
 use banyan_dag::{State, StateValue};
 
@@ -165,8 +167,7 @@ pub fn accounts_of_key(state: &State, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Vec<A
 
 /// The evidence a `ReportEquivocation` transaction carries, from the double-vote evidence
 /// consensus detects (`Output::Evidence`), with the signer's key from the committee of the
-/// votes' epoch. `None` for proposal evidence (its signing message belongs to consensus, so
-/// the ledger cannot check it) and for a signer outside `committee`.
+/// votes' epoch. `None` for proposal evidence and for a signer outside `committee`.
 pub fn vote_equivocation(
     evidence: &banyan_consensus::Evidence,
     committee: &Committee,
@@ -189,6 +190,56 @@ pub fn vote_equivocation(
             signature: b.signature,
         },
     })
+}
+
+/// The evidence a `ReportProposalEquivocation` transaction carries, from the double-proposal
+/// evidence consensus detects, with the leader's key from the committee of the proposals'
+/// epoch. `None` for vote evidence and for a signer outside `committee`.
+pub fn proposal_equivocation(
+    evidence: &banyan_consensus::Evidence,
+    committee: &Committee,
+) -> Option<ProposalEquivocation> {
+    let banyan_consensus::Evidence::ConflictingProposals(a, b) = evidence else {
+        return None;
+    };
+    if a.signer != b.signer {
+        return None;
+    }
+    let member = committee.members().get(usize::from(a.signer))?;
+    let signed = |p: &banyan_consensus::ProposalStub| SignedProposal {
+        chain: p.chain,
+        epoch: p.epoch,
+        round: p.round,
+        block: p.block,
+        signature: p.signature,
+    };
+    Some(ProposalEquivocation {
+        validator_key: *member.key.key(),
+        first: signed(a),
+        second: signed(b),
+    })
+}
+
+/// The transaction kind that reports `evidence` (either kind) against `offender`, the account
+/// whose stake backs the signer's key; `None` when the signer is not in `committee`.
+pub fn report_of(
+    evidence: &banyan_consensus::Evidence,
+    committee: &Committee,
+    offender: Address,
+) -> Option<TxKind> {
+    match evidence {
+        banyan_consensus::Evidence::ConflictingVotes(..) => vote_equivocation(evidence, committee)
+            .map(|e| TxKind::ReportEquivocation {
+                offender,
+                evidence: Box::new(e),
+            }),
+        banyan_consensus::Evidence::ConflictingProposals(..) => {
+            proposal_equivocation(evidence, committee).map(|e| TxKind::ReportProposalEquivocation {
+                offender,
+                evidence: Box::new(e),
+            })
+        }
+    }
 }
 
 /// Bits every stake is shifted right by so that `max` fits in a `u64`.

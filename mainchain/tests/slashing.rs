@@ -9,19 +9,22 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use banyan_consensus::{Application, Evidence, Payload, Vote};
+use banyan_consensus::{Application, Evidence, Payload, ProposalStub, Vote};
 use banyan_core::certificate::{Committee, VoteData};
 use banyan_core::hash::Digest;
 use banyan_core::header::Block;
 use banyan_core::ids::{Address, Amount, ChainId, Epoch, Height, Round};
 use banyan_core::keys::{AccountSecretKey, BlsPublicKey, BlsSecretKey};
 use banyan_core::tx::{
-    EvidenceError, SignedTx, SignedVote, StateKey, TxKind, VoteEquivocation, WhichVote,
+    Equivocation, EvidenceError, ProposalEquivocation, SignedTx, SignedVote, StateKey, TxKind,
+    VoteEquivocation, WhichVote,
 };
 use banyan_dag::ledger::{native_supply, Effect, Failure, Outcome, Receipt, VerifyError};
 use banyan_dag::value::{UnbondingEntry, ValidatorRecord};
 use banyan_dag::{StateValue, VerifiedTx};
-use banyan_mainchain::registry::{accounts_of_key, is_jailed, vote_equivocation};
+use banyan_mainchain::registry::{
+    accounts_of_key, is_jailed, proposal_equivocation, report_of, vote_equivocation,
+};
 use banyan_mainchain::{ChainApp, ChainStore, CommitObserver, Genesis, Mempool};
 use common::*;
 
@@ -356,6 +359,132 @@ fn equivocation_report_slashes_and_removes_the_validator_at_the_next_epoch() {
     let (app, _, _) = open(dir.path(), &f.genesis);
     assert_eq!(app.committee(), &c1);
     assert!(is_jailed(app.state(), offender_key.as_bytes()));
+}
+
+/// Two proposals of `round` by the leader with `key` (index `signer`), for blocks `a` and `b`.
+fn proposals(key: &BlsSecretKey, signer: u16, epoch: u64, round: u64, a: u8, b: u8) -> Evidence {
+    let stub = |block: u8| {
+        let block = Digest([block; 32]);
+        ProposalStub {
+            chain: ChainId::MAIN,
+            epoch: Epoch(epoch),
+            round: Round(round),
+            block,
+            signer,
+            signature: key.sign(
+                banyan_core::certificate::proposal_message(
+                    ChainId::MAIN,
+                    Epoch(epoch),
+                    Round(round),
+                    &block,
+                )
+                .as_bytes(),
+            ),
+        }
+    };
+    Evidence::ConflictingProposals(stub(a), stub(b))
+}
+
+#[test]
+fn a_double_proposal_is_slashed_like_a_double_vote_and_counts_as_its_own_offence() {
+    let f = fixture_with(2, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut app, pool, receipts) = open(dir.path(), &f.genesis);
+    let genesis = f.genesis.block();
+    let c0 = app.committee().clone();
+    let reporter = &f.funded[0];
+    let key = &f.validators[1].0;
+    let offender = addr_of(&f.validators[1].1);
+    let signer = c0
+        .members()
+        .iter()
+        .position(|m| m.key.key() == &key.public_key())
+        .unwrap() as u16;
+    // What consensus detects, checked by its rules, becomes the report the node would send.
+    let detected = proposals(key, signer, 0, 4, 1, 2);
+    detected
+        .verify(&c0)
+        .expect("consensus accepts the evidence");
+    let evidence: ProposalEquivocation = proposal_equivocation(&detected, &c0).expect("proposals");
+    evidence.verify().expect("the ledger's rules accept it too");
+    assert_eq!(
+        report_of(&detected, &c0, offender),
+        Some(TxKind::ReportProposalEquivocation {
+            offender,
+            evidence: Box::new(evidence.clone()),
+        })
+    );
+    let proposal_report = |nonce: u64, e: ProposalEquivocation| {
+        tx(
+            reporter,
+            nonce,
+            MIN_FEE,
+            TxKind::ReportProposalEquivocation {
+                offender,
+                evidence: Box::new(e),
+            },
+        )
+    };
+
+    // A forged one never gets in: the second proposal signed by another key.
+    let mut forged = evidence.clone();
+    forged.second.signature = f.validators[2].0.sign(b"anything");
+    assert_eq!(
+        forged.verify(),
+        Err(EvidenceError::BadSignature(WhichVote::Second))
+    );
+    assert_eq!(submit(&app, &pool, &[proposal_report(0, forged)]), [false]);
+    // One proposal twice is no conflict.
+    let mut same = evidence.clone();
+    same.second = same.first;
+    assert_eq!(same.verify(), Err(EvidenceError::SameBlock));
+
+    // Block 1: the double proposal slashes 10% of 1001 and jails the key.
+    assert_eq!(
+        submit(&app, &pool, &[proposal_report(0, evidence.clone())]),
+        [true]
+    );
+    let b1 = next(&mut app, &genesis);
+    assert_eq!(
+        receipts.at(1)[0].outcome,
+        Outcome::Applied(Effect::Slashed {
+            offender,
+            burned: Amount(100)
+        })
+    );
+    assert_eq!(record(&app, &offender).stake, Amount(901));
+    assert!(is_jailed(app.state(), key.public_key().as_bytes()));
+
+    // Block 2: the same proposals again are refused; a double vote in the same slot is
+    // another offence and is slashed on its own.
+    let votes_evidence = evidence_of(&f, &c0, 1, 0, 4);
+    assert_ne!(
+        votes_evidence.offense_id(&offender),
+        evidence.offense_id(&offender)
+    );
+    let txs = [
+        proposal_report(1, evidence.clone()),
+        report(reporter, 2, offender, votes_evidence),
+    ];
+    assert!(submit(&app, &pool, &txs).iter().all(|ok| *ok));
+    let b2 = next(&mut app, &b1);
+    assert_eq!(b2.txs.len(), 2);
+    let outcome_of = |t: &SignedTx| {
+        let i = b2.txs.iter().position(|x| x == t).expect("in the block");
+        receipts.at(2)[i].outcome.clone()
+    };
+    assert_eq!(
+        outcome_of(&txs[0]),
+        Outcome::Failed(Failure::AlreadySlashed)
+    );
+    assert_eq!(
+        outcome_of(&txs[1]),
+        Outcome::Applied(Effect::Slashed {
+            offender,
+            burned: Amount(90)
+        })
+    );
+    assert_eq!(record(&app, &offender).stake, Amount(811));
 }
 
 #[test]

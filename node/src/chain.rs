@@ -20,7 +20,7 @@ use banyan_consensus::{
 use banyan_core::certificate::{CertificateError, Committee, SignerBitmap};
 use banyan_core::header::{Block, BlockHeader};
 use banyan_core::ids::ChainId;
-use banyan_core::keys::{BlsSecretKey, BlsSignature};
+use banyan_core::keys::{AccountSecretKey, BlsSecretKey, BlsSignature};
 use banyan_dag::ledger::Receipt;
 use banyan_mainchain::{
     registry, ChainApp, ChainStore, CommitObserver, Genesis, Mempool, SharedChainApp,
@@ -160,6 +160,9 @@ pub struct ChainSetup {
     pub genesis: Genesis,
     /// This validator's BLS key.
     pub key: BlsSecretKey,
+    /// This validator's account key: it signs the reports of equivocation the node detects
+    /// (and pays their fees).
+    pub reporter: AccountSecretKey,
     /// Known peers (bindings verified).
     pub peers: Vec<VerifiedPeer>,
     /// Consensus timing.
@@ -463,6 +466,7 @@ struct Driver {
     store: ChainStore,
     raw: Arc<Store>,
     key: BlsSecretKey,
+    reporter: AccountSecretKey,
     peers: Vec<VerifiedPeer>,
     cfg: ReplicaConfig,
     metrics: Metrics,
@@ -595,6 +599,7 @@ impl Driver {
             store,
             raw: setup.store,
             key: setup.key,
+            reporter: setup.reporter,
             peers: setup.peers,
             cfg: setup.replica,
             metrics: setup.metrics,
@@ -811,6 +816,81 @@ impl Driver {
         self.ask_next_peer_how_epoch_ended();
     }
 
+    /// Report equivocation this node detected: one `ReportEquivocation` /
+    /// `ReportProposalEquivocation` transaction per account whose stake backs the offender's
+    /// key, signed by this validator's account, admitted to its own mempool and gossiped. A
+    /// report that cannot be sent (the account cannot pay, its nonce is taken) is logged with
+    /// what to do; the evidence stays in the log for `banyan validator report-equivocation`.
+    fn report_evidence(&mut self, evidence: &banyan_consensus::Evidence) {
+        let Some(committee) = self.committee.as_ref() else {
+            return;
+        };
+        let Some(member) = committee.members().get(usize::from(evidence.offender())) else {
+            return;
+        };
+        let Some(state) = self.mempool.committed_state() else {
+            return;
+        };
+        let key = *member.key.key();
+        let me = self.reporter.public_key();
+        let min_fee = self.mempool.limits().min_fee;
+        for offender in banyan_mainchain::registry::accounts_of_key(&state, key.as_bytes()) {
+            let Some(kind) = banyan_mainchain::registry::report_of(evidence, committee, offender)
+            else {
+                continue;
+            };
+            let nonce = self.mempool.next_nonce(
+                &me.address(),
+                banyan_mainchain::nonce_in(&state, &me.address()),
+            );
+            let tx = banyan_core::tx::TxBody {
+                chain: self.chain,
+                network: self.mempool.network(),
+                sender: me,
+                nonce,
+                fee: min_fee,
+                kind,
+            }
+            .sign(&self.reporter);
+            let result = self
+                .mempool
+                .insert(
+                    std::slice::from_ref(&tx),
+                    std::time::Instant::now(),
+                    &*state,
+                )
+                .pop();
+            match result {
+                Some(Ok(id)) => {
+                    if let Ok(frame) = wire::txs_frame(self.chain, std::slice::from_ref(&tx)) {
+                        self.network.broadcast(Class::Mempool, frame);
+                    }
+                    self.metrics
+                        .evidence_reported
+                        .with_label_values(&[self.label.as_str()])
+                        .inc();
+                    tracing::warn!(
+                        chain = self.chain.0,
+                        offender = %offender,
+                        tx = %id,
+                        "reported the equivocation of validator {}; its stake is slashed when \
+                         the report commits",
+                        key.validator_id()
+                    );
+                }
+                Some(Err(e)) => tracing::error!(
+                    chain = self.chain.0,
+                    offender = %offender,
+                    "cannot report the equivocation of validator {}: {e}; fund this \
+                     validator's account, or report it with `banyan validator \
+                     report-equivocation`",
+                    key.validator_id()
+                ),
+                None => {}
+            }
+        }
+    }
+
     /// Stop asking `peer` for blocks for a while.
     fn bench(&mut self, peer: PeerKey, why: &str) {
         tracing::warn!(
@@ -1018,7 +1098,9 @@ impl Driver {
             {
                 tracing::error!(
                     chain = self.chain.0,
-                    "the epoch being followed holds more than {MAX_FOLLOW_BLOCKS} blocks or                      {MAX_FOLLOW_BYTES} bytes; this node cannot follow it (raise the limits                      or resync from a recent data dir)"
+                    "the epoch being followed holds more than {MAX_FOLLOW_BLOCKS} blocks or \
+                     {MAX_FOLLOW_BYTES} bytes; this node cannot follow it (raise the limits \
+                     or resync from a recent data dir)"
                 );
                 self.follow.target = None;
                 self.follow.blocks.clear();
@@ -1143,6 +1225,8 @@ impl Driver {
                                 t.body.kind,
                                 banyan_core::tx::TxKind::Stake { .. }
                                     | banyan_core::tx::TxKind::Unstake { .. }
+                                    | banyan_core::tx::TxKind::ReportEquivocation { .. }
+                                    | banyan_core::tx::TxKind::ReportProposalEquivocation { .. }
                             )
                         })
                     });
@@ -1160,6 +1244,7 @@ impl Driver {
                          messages",
                         e.offender()
                     );
+                    self.report_evidence(&e);
                 }
                 Output::EpochChange(proof) => {
                     let epoch = proof.epoch();

@@ -25,7 +25,10 @@ use banyan_core::certificate::VoteData;
 use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round};
 use banyan_core::keys::{BlsPublicKey, BlsSignature};
-use banyan_core::tx::{SignedVote, TxBody, TxKind, VoteEquivocation};
+use banyan_core::tx::{
+    Equivocation, ProposalEquivocation, SignedProposal, SignedVote, TxBody, TxKind,
+    VoteEquivocation,
+};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -211,12 +214,14 @@ pub enum ValidatorCommand {
     /// zero. The coins are paid after the chain's unbonding period (`unbonding_epochs` in the
     /// genesis), and stay slashable until then.
     Unstake(StakeArgs),
-    /// Report a validator that signed two conflicting votes (same chain, epoch and round,
-    /// different blocks): its stake and unbonding coins are slashed and its key jailed.
+    /// Report a validator that signed two conflicting votes or proposals (same chain, epoch
+    /// and round, different blocks): its stake and unbonding coins are slashed and its key
+    /// jailed.
     ///
     /// FILE is JSON: `{"validator_key": HEX, "offender": ADDRESS (optional), "votes":
     /// [VOTE, VOTE]}` with each VOTE `{"chain", "epoch", "round", "height", "block": HEX,
-    /// "signature": HEX}`. Without an offender, the account staking with the key is looked up
+    /// "signature": HEX}`, or `"proposals": [PROPOSAL, PROPOSAL]` with each PROPOSAL
+    /// `{"chain", "epoch", "round", "block": HEX, "signature": HEX}` in place of `votes`. Without an offender, the account staking with the key is looked up
     /// on the node. The directory's account sends the report and pays its fee.
     ReportEquivocation(ReportArgs),
 }
@@ -257,21 +262,85 @@ pub struct VoteJson {
     pub signature: String,
 }
 
-/// An evidence file: two conflicting votes of one validator key.
+/// One signed proposal in an evidence file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalJson {
+    /// Chain id.
+    pub chain: u32,
+    /// Epoch.
+    pub epoch: u64,
+    /// Round.
+    pub round: u64,
+    /// Id of the proposed block (64 hex digits).
+    pub block: String,
+    /// BLS signature of the proposal's signing message (192 hex digits).
+    pub signature: String,
+}
+
+/// An evidence file: two conflicting votes, or two conflicting proposals, of one validator
+/// key (exactly one of `votes` and `proposals`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceFile {
-    /// The BLS key that signed both votes (96 hex digits).
+    /// The BLS key that signed both messages (96 hex digits).
     pub validator_key: String,
     /// The account whose stake backs the key, if known (64 hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offender: Option<String>,
-    /// The two votes.
-    pub votes: [VoteJson; 2],
+    /// Two votes of one slot for different blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub votes: Option<[VoteJson; 2]>,
+    /// Two proposals of one slot for different blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposals: Option<[ProposalJson; 2]>,
+}
+
+/// Evidence read from a file, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileEvidence {
+    /// A double vote.
+    Votes(VoteEquivocation),
+    /// A double proposal.
+    Proposals(ProposalEquivocation),
+}
+
+impl FileEvidence {
+    /// The key that signed both messages.
+    pub fn validator_key(&self) -> &BlsPublicKey {
+        match self {
+            FileEvidence::Votes(e) => e.signer_key(),
+            FileEvidence::Proposals(e) => e.signer_key(),
+        }
+    }
+
+    /// The report of this evidence against `offender`.
+    pub fn report(self, offender: Address) -> TxKind {
+        match self {
+            FileEvidence::Votes(e) => TxKind::ReportEquivocation {
+                offender,
+                evidence: Box::new(e),
+            },
+            FileEvidence::Proposals(e) => TxKind::ReportProposalEquivocation {
+                offender,
+                evidence: Box::new(e),
+            },
+        }
+    }
+}
+
+fn hex_digest(what: &str, s: &str) -> Result<Digest> {
+    Digest::from_hex(s).with_context(|| format!("{what} is not 64 hex digits"))
+}
+
+fn hex_signature(what: &str, s: &str) -> Result<BlsSignature> {
+    let bytes = hex::decode(s.trim().strip_prefix("0x").unwrap_or(s.trim()))
+        .with_context(|| format!("{what} is not hex"))?;
+    BlsSignature::from_bytes(&bytes).with_context(|| what.to_string())
 }
 
 impl EvidenceFile {
-    /// The file of `evidence` (against `offender`, when known).
+    /// The file of a double vote (against `offender`, when known).
     pub fn of(evidence: &VoteEquivocation, offender: Option<Address>) -> Self {
         let vote = |v: &SignedVote| VoteJson {
             chain: v.data.chain.0,
@@ -284,48 +353,87 @@ impl EvidenceFile {
         EvidenceFile {
             validator_key: evidence.validator_key.to_hex(),
             offender: offender.map(|a| a.to_hex()),
-            votes: [vote(&evidence.first), vote(&evidence.second)],
+            votes: Some([vote(&evidence.first), vote(&evidence.second)]),
+            proposals: None,
+        }
+    }
+
+    /// The file of a double proposal (against `offender`, when known).
+    pub fn of_proposals(evidence: &ProposalEquivocation, offender: Option<Address>) -> Self {
+        let proposal = |p: &SignedProposal| ProposalJson {
+            chain: p.chain.0,
+            epoch: p.epoch.0,
+            round: p.round.0,
+            block: p.block.to_hex(),
+            signature: hex::encode(p.signature.as_bytes()),
+        };
+        EvidenceFile {
+            validator_key: evidence.validator_key.to_hex(),
+            offender: offender.map(|a| a.to_hex()),
+            votes: None,
+            proposals: Some([proposal(&evidence.first), proposal(&evidence.second)]),
         }
     }
 
     /// The evidence, parsed and checked (both signatures, one slot, two blocks), so that a
     /// bad file is refused here rather than by the node.
-    pub fn evidence(&self) -> Result<VoteEquivocation> {
-        let hex_bytes = |what: &str, s: &str| {
-            hex::decode(s.trim().strip_prefix("0x").unwrap_or(s.trim()))
-                .with_context(|| format!("{what} is not hex"))
+    pub fn evidence(&self) -> Result<FileEvidence> {
+        let key = hex::decode(
+            self.validator_key
+                .trim()
+                .strip_prefix("0x")
+                .unwrap_or(self.validator_key.trim()),
+        )
+        .context("validator_key is not hex")?;
+        let validator_key = BlsPublicKey::from_bytes(&key).context("validator_key")?;
+        let evidence = match (&self.votes, &self.proposals) {
+            (Some(votes), None) => {
+                let vote = |i: usize, v: &VoteJson| -> Result<SignedVote> {
+                    Ok(SignedVote {
+                        data: VoteData {
+                            chain: ChainId(v.chain),
+                            epoch: Epoch(v.epoch),
+                            round: Round(v.round),
+                            height: Height(v.height),
+                            block: hex_digest(&format!("votes[{i}].block"), &v.block)?,
+                        },
+                        signature: hex_signature(&format!("votes[{i}].signature"), &v.signature)?,
+                    })
+                };
+                let e = VoteEquivocation {
+                    validator_key,
+                    first: vote(0, &votes[0])?,
+                    second: vote(1, &votes[1])?,
+                };
+                e.verify().context("the evidence proves no equivocation")?;
+                FileEvidence::Votes(e)
+            }
+            (None, Some(proposals)) => {
+                let proposal = |i: usize, p: &ProposalJson| -> Result<SignedProposal> {
+                    Ok(SignedProposal {
+                        chain: ChainId(p.chain),
+                        epoch: Epoch(p.epoch),
+                        round: Round(p.round),
+                        block: hex_digest(&format!("proposals[{i}].block"), &p.block)?,
+                        signature: hex_signature(
+                            &format!("proposals[{i}].signature"),
+                            &p.signature,
+                        )?,
+                    })
+                };
+                let e = ProposalEquivocation {
+                    validator_key,
+                    first: proposal(0, &proposals[0])?,
+                    second: proposal(1, &proposals[1])?,
+                };
+                e.verify().context("the evidence proves no equivocation")?;
+                FileEvidence::Proposals(e)
+            }
+            _ => bail!(
+                "an evidence file holds exactly one of `votes` (two votes) and `proposals` \
+                 (two proposals)"
+            ),
         };
-        let validator_key =
-            BlsPublicKey::from_bytes(&hex_bytes("validator_key", &self.validator_key)?)
-                .context("validator_key")?;
-        let vote = |i: usize, v: &VoteJson| -> Result<SignedVote> {
-            let mut block = [0u8; 32];
-            hex::decode_to_slice(
-                v.block.trim().strip_prefix("0x").unwrap_or(v.block.trim()),
-                &mut block,
-            )
-            .with_context(|| format!("votes[{i}].block is not 64 hex digits"))?;
-            let signature = BlsSignature::from_bytes(&hex_bytes("signature", &v.signature)?)
-                .with_context(|| format!("votes[{i}].signature"))?;
-            Ok(SignedVote {
-                data: VoteData {
-                    chain: ChainId(v.chain),
-                    epoch: Epoch(v.epoch),
-                    round: Round(v.round),
-                    height: Height(v.height),
-                    block: Digest(block),
-                },
-                signature,
-            })
-        };
-        let evidence = VoteEquivocation {
-            validator_key,
-            first: vote(0, &self.votes[0])?,
-            second: vote(1, &self.votes[1])?,
-        };
-        evidence
-            .verify()
-            .context("the evidence proves no equivocation")?;
         Ok(evidence)
     }
 
@@ -550,16 +658,18 @@ pub fn validator(cmd: ValidatorCommand, out: &mut dyn Write) -> Result<()> {
             let offender = match args.offender.as_deref().or(file.offender.as_deref()) {
                 Some(a) => parse_address(a, "--offender")?,
                 None => {
-                    let key = evidence.validator_key.to_hex();
+                    let key = evidence.validator_key().to_hex();
                     let set = args.send.rpc.connect()?.validators_on(ChainId::MAIN)?;
                     let mut backing = set.registry.iter().filter(|v| v.bls_key == key);
                     match (backing.next(), backing.next()) {
                         (Some(v), None) => parse_address(&v.address, "registry address")?,
                         (None, _) => bail!(
-                            "no account stakes with key {key} in the node's registry; pass                              --offender ADDRESS (an account whose coins are still unbonding)"
+                            "no account stakes with key {key} in the node's registry; pass \
+                             --offender ADDRESS (an account whose coins are still unbonding)"
                         ),
                         (Some(_), Some(_)) => bail!(
-                            "several accounts stake with key {key}; pass --offender ADDRESS                              (one report per account)"
+                            "several accounts stake with key {key}; pass --offender ADDRESS \
+                             (one report per account)"
                         ),
                     }
                 }
@@ -567,12 +677,7 @@ pub fn validator(cmd: ValidatorCommand, out: &mut dyn Write) -> Result<()> {
             send(
                 &args.send,
                 ChainId::MAIN,
-                |_| {
-                    Ok(TxKind::ReportEquivocation {
-                        offender,
-                        evidence: Box::new(evidence),
-                    })
-                },
+                |_| Ok(evidence.report(offender)),
                 out,
             )
         }

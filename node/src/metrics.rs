@@ -47,6 +47,8 @@ pub struct Metrics {
     pub consensus_rejected: IntCounterVec,
     /// `banyan_consensus_evidence_total{chain}`: equivocations seen.
     pub evidence: IntCounterVec,
+    /// `banyan_consensus_evidence_reported_total{chain}`: reports of them this node sent.
+    pub evidence_reported: IntCounterVec,
     /// `banyan_net_frames_dropped_total{class}`: frames dropped on full queues.
     pub net_dropped: IntCounterVec,
     /// `banyan_rpc_requests_total{method,outcome}`.
@@ -210,6 +212,14 @@ impl Metrics {
                 counter(
                     "banyan_consensus_evidence_total",
                     "Equivocations (double proposals or votes) detected.",
+                    &["chain"],
+                ),
+            ),
+            evidence_reported: reg(
+                &r,
+                counter(
+                    "banyan_consensus_evidence_reported_total",
+                    "Equivocation reports this node signed and sent (one per offending account).",
                     &["chain"],
                 ),
             ),

@@ -140,6 +140,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         store: store.clone(),
         genesis,
         key,
+        reporter: banyan_core::keys::AccountSecretKey::from_bytes(&keys.account.to_bytes()),
         peers: peers.clone(),
         replica,
         mempool,
@@ -459,6 +460,7 @@ fn kind_name(k: &TxKind) -> &'static str {
         TxKind::AcknowledgePacket { .. } => "acknowledge_packet",
         TxKind::TimeoutPacket { .. } => "timeout_packet",
         TxKind::ReportEquivocation { .. } => "report_equivocation",
+        TxKind::ReportProposalEquivocation { .. } => "report_proposal_equivocation",
     }
 }
 

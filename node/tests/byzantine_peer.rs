@@ -4,6 +4,8 @@
 //!
 //! - It forges votes and timeouts under the other members' indices, for every round from the
 //!   current one up to the look-ahead: the chain must keep committing.
+//! - It votes twice in one round: the next leader reports it (a transaction from its own
+//!   account) and the chain slashes it.
 //! - It answers a catching-up node's requests with a real epoch proof and then with blocks
 //!   whose bodies were tampered with: that node must keep running and catch up from the
 //!   honest peers.
@@ -168,6 +170,95 @@ async fn forged_votes_and_timeouts_do_not_stop_the_chain() {
         refused > 100.0,
         "forgeries were not refused as impersonation"
     );
+}
+
+/// Two validly signed votes for different blocks in each round `from..=to`, under every
+/// index of a committee of `n` (only the sender's own index passes the sender check).
+fn double_vote(net: &Network, key: &BlsSecretKey, epoch: u64, from: u64, to: u64, n: u16) {
+    for r in from..=to {
+        for which in [b"a", b"b"] {
+            let data = VoteData {
+                chain: ChainId::MAIN,
+                epoch: Epoch(epoch),
+                round: Round(r),
+                height: Height(r),
+                block: hash(
+                    Domain::Custom("banyan/test/double"),
+                    &[&r.to_le_bytes()[..], which].concat(),
+                ),
+            };
+            let signature = key.sign(data.signing_message().as_bytes());
+            for signer in 0..n {
+                let vote = Message::Vote(Box::new(Vote {
+                    data,
+                    signer,
+                    signature,
+                    proposal_signature: key.sign(b"no proposal"),
+                }));
+                net.broadcast(
+                    Class::Consensus,
+                    wire::consensus_frame(ChainId::MAIN, &vote),
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_vote_is_reported_by_the_node_that_sees_it_and_slashed() {
+    let _serial = cluster::SERIAL.lock().await;
+    let mut c = Cluster::create(4, 0, 1_000);
+    short_timeouts(&mut c);
+    c.start_all(3);
+    let (net, _rx, key) = impostor(&c, 3, &[0, 1, 2]).await;
+    c.wait_height(0, 3, Duration::from_secs(60)).await;
+    let (_, v3) = c.node_keys(3);
+    let v3_id = v3.validator_id.to_hex();
+
+    // v3 votes twice in rounds ahead of the chain; the next leader of each sees the pair,
+    // and reports it from its own account without anyone asking.
+    let start = Instant::now();
+    let slashed = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no report of the double votes committed; log:\n{}",
+            c.log_tail(0)
+        );
+        if let Some(s) = c.status(0).await {
+            if let Some(ch) = s.chains.first() {
+                double_vote(&net, &key, ch.epoch, ch.round, ch.round + 10, 4);
+            }
+        }
+        let v = c.validators(0).await;
+        if let Some(rec) = v.registry.iter().find(|m| m.validator_id == v3_id) {
+            if rec.stake != banyan_node::devnet::VALIDATOR_STAKE.to_string() {
+                break rec.stake.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        slashed.parse::<u128>().expect("decimal") < banyan_node::devnet::VALIDATOR_STAKE,
+        "{slashed}"
+    );
+    let mut detected = 0.0;
+    let mut reported = 0.0;
+    for i in 0..3 {
+        let text = c.metrics(i).await;
+        let sum = |name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        detected += sum("banyan_consensus_evidence_total");
+        reported += sum("banyan_consensus_evidence_reported_total");
+    }
+    assert!(detected >= 1.0 && reported >= 1.0, "{detected} {reported}");
+    eprintln!("v3 stake {slashed} after {detected} detections and {reported} reports");
+    // The chain goes on with the other three.
+    let h = c.height(0).await.expect("up");
+    c.wait_height(0, h + 3, Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -280,6 +280,31 @@ pub fn tx_kind() -> impl Strategy<Value = TxKind> {
                     }),
                 }
             }),
+        (
+            address(),
+            bls_pk(),
+            vote_data(),
+            bls_sig(),
+            digest(),
+            bls_sig()
+        )
+            .prop_map(|(offender, validator_key, a, sa, other, sb)| {
+                let signed = |block, signature| SignedProposal {
+                    chain: a.chain,
+                    epoch: a.epoch,
+                    round: a.round,
+                    block,
+                    signature,
+                };
+                TxKind::ReportProposalEquivocation {
+                    offender,
+                    evidence: Box::new(ProposalEquivocation {
+                        validator_key,
+                        first: signed(a.block, sa),
+                        second: signed(other, sb),
+                    }),
+                }
+            }),
     ]
 }
 pub fn tx_body() -> impl Strategy<Value = TxBody> {

@@ -13,8 +13,8 @@ use banyan_core::keys::{
 };
 use banyan_core::merkle::MerkleProof;
 use banyan_core::tx::{
-    Acknowledgement, AssetOrigin, NonDeliveryProof, Packet, PacketProof, SidechainParams,
-    SignedVote, StateKey, TxBody, TxKind, VoteEquivocation,
+    Acknowledgement, AssetOrigin, Equivocation, NonDeliveryProof, Packet, PacketProof,
+    SidechainParams, SignedVote, StateKey, TxBody, TxKind, VoteEquivocation,
 };
 use banyan_dag::ledger::{PacketProofs, StakingRules};
 use banyan_dag::value::{
