@@ -200,10 +200,15 @@ impl State {
         }
     }
 
+    /// Present entries, in no particular order (cheaper than
+    /// [`sorted_entries`](Self::sorted_entries) for a scan).
+    pub fn entries(&self) -> impl Iterator<Item = (StateKey, StateValue)> + '_ {
+        self.map.iter().map(|(k, v)| (k.0, *v))
+    }
+
     /// Present entries in key order.
     pub fn sorted_entries(&self) -> Vec<(StateKey, StateValue)> {
-        let mut entries: Vec<(StateKey, StateValue)> =
-            self.map.iter().map(|(k, v)| (k.0, *v)).collect();
+        let mut entries: Vec<(StateKey, StateValue)> = self.entries().collect();
         entries.sort_unstable_by_key(|a| a.0);
         entries
     }

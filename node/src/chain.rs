@@ -467,6 +467,10 @@ struct Driver {
     raw: Arc<Store>,
     key: BlsSecretKey,
     reporter: AccountSecretKey,
+    /// Validators whose equivocation this node reported in the current epoch: one report
+    /// per offender and epoch (it jails the key; further offences may be reported by hand),
+    /// so a member that equivocates every round costs one state scan, not one per round.
+    reported: std::collections::HashSet<banyan_core::ids::ValidatorId>,
     peers: Vec<VerifiedPeer>,
     cfg: ReplicaConfig,
     metrics: Metrics,
@@ -600,6 +604,7 @@ impl Driver {
             raw: setup.store,
             key: setup.key,
             reporter: setup.reporter,
+            reported: std::collections::HashSet::new(),
             peers: setup.peers,
             cfg: setup.replica,
             metrics: setup.metrics,
@@ -639,6 +644,7 @@ impl Driver {
         }
         self.me = me;
         self.registry_dirty = true;
+        self.reported.clear();
         self.metrics
             .epoch
             .with_label_values(&[self.label.as_str()])
@@ -832,6 +838,9 @@ impl Driver {
             return;
         };
         let key = *member.key.key();
+        if !self.reported.insert(key.validator_id()) {
+            return;
+        }
         let me = self.reporter.public_key();
         let min_fee = self.mempool.limits().min_fee;
         for offender in banyan_mainchain::registry::accounts_of_key(&state, key.as_bytes()) {

@@ -310,28 +310,49 @@ async fn wait_nonce(
     address: &Address,
     target: u64,
 ) -> Result<()> {
-    let mut last = None;
-    let mut last_progress = Instant::now();
-    loop {
-        let nonce = client
+    let read = || async {
+        Ok(client
             .account(chain, *address, AssetId::NATIVE)
             .await
             .context("cannot read the funder's nonce")?
-            .nonce;
-        if nonce >= target {
+            .nonce)
+    };
+    wait_for(target, Duration::from_millis(200), read, |nonce| {
+        format!(
+            "the funder's nonce stayed at {nonce} for {}s while {target} was expected; are \
+             blocks being committed (`banyan status`)?",
+            FUNDING_STALL.as_secs()
+        )
+    })
+    .await
+}
+
+/// Poll `read` every `every` until it reaches `target`; fail with `stalled(value)` once the
+/// value has not moved for [`FUNDING_STALL`].
+async fn wait_for<F, Fut>(
+    target: u64,
+    every: Duration,
+    mut read: F,
+    stalled: impl Fn(u64) -> String,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64>>,
+{
+    let mut last = None;
+    let mut last_progress = Instant::now();
+    loop {
+        let value = read().await?;
+        if value >= target {
             return Ok(());
         }
-        if last != Some(nonce) {
-            last = Some(nonce);
+        if last != Some(value) {
+            last = Some(value);
             last_progress = Instant::now();
         } else if last_progress.elapsed() > FUNDING_STALL {
-            bail!(
-                "the funder's nonce stayed at {nonce} for {}s while {target} was expected; are \
-                 blocks being committed (`banyan status`)?",
-                FUNDING_STALL.as_secs()
-            );
+            bail!("{}", stalled(value));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -346,29 +367,21 @@ async fn network_of(client: &RpcClient) -> Result<Digest> {
 
 /// Wait until the node at `url` has committed `height` on `chain`.
 async fn wait_height(client: &RpcClient, url: &str, chain: ChainId, height: u64) -> Result<()> {
-    let mut last = None;
-    let mut last_progress = Instant::now();
-    loop {
-        let at = client
+    let read = || async {
+        Ok(client
             .block_on(chain, None)
             .await
             .with_context(|| format!("cannot read the latest block of {url}"))?
-            .height;
-        if at >= height {
-            return Ok(());
-        }
-        if last != Some(at) {
-            last = Some(at);
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > FUNDING_STALL {
-            bail!(
-                "{url} stayed at height {at} for {}s while the funding committed at {height}; \
-                 is it catching up (`banyan status --rpc {url}`)? Drop it from --rpc or wait",
-                FUNDING_STALL.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .height)
+    };
+    wait_for(height, Duration::from_millis(50), read, |at| {
+        format!(
+            "{url} stayed at height {at} for {}s while the funding committed at {height}; is \
+             it catching up (`banyan status --rpc {url}`)? Drop it from --rpc or wait",
+            FUNDING_STALL.as_secs()
+        )
+    })
+    .await
 }
 
 async fn fund(

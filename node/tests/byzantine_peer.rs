@@ -254,7 +254,11 @@ async fn a_double_vote_is_reported_by_the_node_that_sees_it_and_slashed() {
         detected += sum("banyan_consensus_evidence_total");
         reported += sum("banyan_consensus_evidence_reported_total");
     }
-    assert!(detected >= 1.0 && reported >= 1.0, "{detected} {reported}");
+    // Every leader that saw the pairs reported the offender once in this epoch.
+    assert!(
+        detected >= 1.0 && (1.0..=3.0).contains(&reported),
+        "{detected} {reported}"
+    );
     eprintln!("v3 stake {slashed} after {detected} detections and {reported} reports");
     // The chain goes on with the other three.
     let h = c.height(0).await.expect("up");
