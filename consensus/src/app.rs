@@ -15,18 +15,40 @@ pub struct Payload {
     pub outbox_root: Digest,
 }
 
+/// Why the application refused or failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// The block is not a valid child of its parent (its transactions, roots...): it is
+    /// refused and the replica goes on.
+    #[error("invalid block: {0}")]
+    Invalid(String),
+    /// The application cannot go on (its storage failed, its state is not what the chain
+    /// says): the replica must stop, whatever it was doing.
+    #[error("application failed: {0}")]
+    Fatal(String),
+}
+
+impl AppError {
+    /// Whether the replica must stop.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, AppError::Fatal(_))
+    }
+}
+
 /// The application a committee orders blocks for.
 ///
 /// Contract: `verify` is deterministic (every honest replica accepts the same blocks);
 /// `commit` is called exactly once per block, in height order, and only for blocks that
 /// extend the previously committed one.
 pub trait Application {
-    /// The payload of a new block on top of `parent`.
-    fn propose(&mut self, parent: &Block) -> Payload;
+    /// The payload of a new block on top of `parent` (an error is fatal: an application that
+    /// has nothing to propose proposes an empty block).
+    fn propose(&mut self, parent: &Block) -> Result<Payload, AppError>;
     /// Whether `block` is a valid child of `parent` (its transactions, roots).
-    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), String>;
-    /// `block` is final.
-    fn commit(&mut self, block: &Block);
+    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), AppError>;
+    /// `block` is final. An error here is fatal: the block is final whatever the application
+    /// says, so an application that cannot record it cannot go on.
+    fn commit(&mut self, block: &Block) -> Result<(), AppError>;
     /// Whether this block ends its epoch (deterministic, from the header alone — e.g. a height
     /// rule, or a state root the application knows holds a new validator set). Blocks built on
     /// an epoch-ending block in the same epoch are empty; once it commits, the replica hands
@@ -55,22 +77,26 @@ impl EmptyBlocks {
 }
 
 impl Application for EmptyBlocks {
-    fn propose(&mut self, parent: &Block) -> Payload {
-        Payload {
+    fn propose(&mut self, parent: &Block) -> Result<Payload, AppError> {
+        Ok(Payload {
             txs: Vec::new(),
             state_root: Self::state_root(parent),
             outbox_root: Digest::ZERO,
-        }
+        })
     }
 
-    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), String> {
+    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), AppError> {
         if block.header.state_root != Self::state_root(parent) {
-            return Err("state root does not follow the parent".into());
+            return Err(AppError::Invalid(
+                "state root does not follow the parent".into(),
+            ));
         }
         Ok(())
     }
 
-    fn commit(&mut self, _block: &Block) {}
+    fn commit(&mut self, _block: &Block) -> Result<(), AppError> {
+        Ok(())
+    }
 
     fn ends_epoch(&self, header: &BlockHeader) -> bool {
         self.epoch_length

@@ -6,8 +6,8 @@ use banyan_core::ids::{ChainId, Epoch, Round};
 
 /// Why a message, a timer or a storage call could not be processed. Every error caused by a
 /// message from the network means that message was dropped and changed nothing that matters for
-/// safety; only [`ConsensusError::Storage`] and [`ConsensusError::ConflictingCommit`] are fatal
-/// (see [`ConsensusError::is_fatal`]).
+/// safety; only [`ConsensusError::Storage`], [`ConsensusError::ConflictingCommit`] and
+/// [`ConsensusError::AppFailed`] are fatal (see [`ConsensusError::is_fatal`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConsensusError {
     /// A signer index outside the committee.
@@ -113,6 +113,9 @@ pub enum ConsensusError {
     /// The application refused a payload.
     #[error("application refused the payload: {0}")]
     Payload(String),
+    /// The application cannot go on (see [`crate::app::AppError::Fatal`]).
+    #[error("application failed: {0}")]
+    AppFailed(String),
     /// A sync response with blocks nobody asked for or that do not link up.
     #[error("invalid sync response: {0}")]
     Sync(String),
@@ -150,7 +153,9 @@ impl ConsensusError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            ConsensusError::Storage(_) | ConsensusError::ConflictingCommit(_)
+            ConsensusError::Storage(_)
+                | ConsensusError::ConflictingCommit(_)
+                | ConsensusError::AppFailed(_)
         )
     }
 }
@@ -163,5 +168,24 @@ pub struct StorageError(pub String);
 impl From<StorageError> for ConsensusError {
     fn from(e: StorageError) -> Self {
         ConsensusError::Storage(e.0)
+    }
+}
+
+impl From<banyan_core::header::CertifiedHeaderError> for ConsensusError {
+    fn from(e: banyan_core::header::CertifiedHeaderError) -> Self {
+        use banyan_core::header::CertifiedHeaderError as E;
+        match e {
+            E::Certificate(c) => ConsensusError::Certificate(c),
+            E::NotACommit(why) => ConsensusError::InconsistentCertificate(why.into()),
+        }
+    }
+}
+
+impl From<crate::app::AppError> for ConsensusError {
+    fn from(e: crate::app::AppError) -> Self {
+        match e {
+            crate::app::AppError::Invalid(why) => ConsensusError::Payload(why),
+            crate::app::AppError::Fatal(why) => ConsensusError::AppFailed(why),
+        }
     }
 }

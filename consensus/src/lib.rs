@@ -65,7 +65,9 @@
 //! [`BlockStore`]; losing those costs only re-synchronisation.
 //!
 //! **Sync.** A proposal or certificate naming an unknown block makes the replica ask the sender
-//! for it and up to [`MAX_SYNC_BLOCKS`] ancestors; only blocks named by a verified QC or by
+//! for it and up to [`MAX_SYNC_BLOCKS`] ancestors (an answer stops at
+//! `max_sync_response_bytes` of blocks, below the transport's frame limit, and the asker asks
+//! again from where it stopped); only blocks named by a verified QC or by
 //! the parent link of a block already accepted are taken, so the hash chain authenticates them.
 //! Proposals wait (at most [`MAX_PENDING_PROPOSALS`]) until their parent arrives; commits wait
 //! until the chain down to the last committed block is complete.
@@ -127,7 +129,7 @@ pub mod sim;
 pub mod store;
 pub mod types;
 
-pub use app::{Application, EmptyBlocks, Payload};
+pub use app::{AppError, Application, EmptyBlocks, Payload};
 pub use crypto::{CachingVerifier, DirectVerifier, SharedVerifier, SignatureVerifier};
 pub use error::{ConsensusError, StorageError};
 pub use leader::{LeaderElection, RoundRobin, VrfLeaders};
@@ -139,5 +141,6 @@ pub use safety::{MemorySafetyStorage, SafetyData, SafetyRules, SafetyStorage};
 pub use store::{BlockStore, MemoryBlockStore};
 pub use types::{
     EpochChangeProof, Evidence, Message, Millis, Proposal, ProposalStub, SyncRequest, SyncResponse,
-    Timeout, TimeoutCertificate, TimeoutData, Vote, MAX_MESSAGE_BYTES, MAX_SYNC_BLOCKS,
+    Timeout, TimeoutCertificate, TimeoutData, Vote, DEFAULT_SYNC_RESPONSE_BYTES, MAX_MESSAGE_BYTES,
+    MAX_SYNC_BLOCKS,
 };

@@ -2,9 +2,9 @@
 //! time; it returns what to send, when to wake it, what committed and what evidence it found.
 
 use banyan_core::certificate::{Committee, QuorumCertificate};
-use banyan_core::codec::BoundedVec;
+use banyan_core::codec::{self, BoundedVec};
 use banyan_core::hash::Digest;
-use banyan_core::header::{Block, BlockHeader};
+use banyan_core::header::{Block, BlockHeader, CertifiedHeader};
 use banyan_core::ids::{ChainId, Epoch, Height, Round};
 use banyan_core::keys::{BlsSecretKey, BlsSignature, BLS_SIG_DST};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,7 +19,7 @@ use crate::store::BlockStore;
 use crate::types::{
     proposal_message, qc_round, vote_data, EpochChangeProof, Evidence, Message, Millis, Proposal,
     ProposalStub, SyncRequest, SyncResponse, Timeout, TimeoutCertificate, TimeoutData, Vote,
-    MAX_SYNC_BLOCKS,
+    DEFAULT_SYNC_RESPONSE_BYTES, MAX_SYNC_BLOCKS,
 };
 
 /// How the leader turns votes into a QC.
@@ -61,6 +61,10 @@ pub struct ReplicaConfig {
     /// [`MAX_SYNC_BLOCKS`] blocks); requests over the budget are dropped. A member catching up
     /// needs one request per [`MAX_SYNC_BLOCKS`] blocks.
     pub max_sync_responses_per_sec: u64,
+    /// Encoded bytes of blocks one sync answer may carry (it always carries at least one
+    /// block): keep it below the transport's frame limit, or big blocks cannot be fetched at
+    /// all. The asker asks again from where an answer stopped.
+    pub max_sync_response_bytes: usize,
 }
 
 impl Default for ReplicaConfig {
@@ -77,6 +81,7 @@ impl Default for ReplicaConfig {
             aggregation: AggregationMode::Optimistic,
             min_block_interval_ms: 0,
             max_sync_responses_per_sec: 20,
+            max_sync_response_bytes: DEFAULT_SYNC_RESPONSE_BYTES,
         }
     }
 }
@@ -123,8 +128,14 @@ pub enum Output {
         /// Local time, ms.
         deadline_ms: Millis,
     },
-    /// These blocks are final, in height order.
-    Commit(Vec<Block>),
+    /// These blocks are final, in height order; `certified` is the commit proof of the last
+    /// one (which proves every earlier one too, through the parent links).
+    Commit {
+        /// The blocks, in height order.
+        blocks: Vec<Block>,
+        /// The commit proof of the last block.
+        certified: Box<CertifiedHeader>,
+    },
     /// A validator signed two conflicting messages.
     Evidence(Box<Evidence>),
     /// The epoch ended: its last block committed (the proof names it). The replica stops; the
@@ -247,7 +258,7 @@ impl Replica {
         let safety = SafetyRules::new(cfg.chain, cfg.epoch, key, env.safety_storage)?;
         let genesis_id = genesis.header.id();
         let base_height = genesis.header.height;
-        if !env.blocks.contains(&genesis_id) {
+        if !env.blocks.contains(&genesis_id)? {
             env.blocks.insert(genesis)?;
         }
         let high_qc = env
@@ -257,7 +268,7 @@ impl Replica {
         let committed_id = env.blocks.committed().unwrap_or(genesis_id);
         let committed_height = env
             .blocks
-            .get(&committed_id)
+            .get(&committed_id)?
             .map(|b| b.header.height)
             .unwrap_or(base_height);
         let round = add1(qc_round(high_qc.as_ref()));
@@ -542,10 +553,10 @@ impl Replica {
             .as_ref()
             .map(|q| q.data.block)
             .unwrap_or(self.genesis_id);
-        let Some(parent) = self.blocks.get(&parent_id) else {
+        let Some(parent) = self.blocks.get(&parent_id)? else {
             // Fetched on demand; the proposal is made when the block arrives.
             let peer = self.leaders.leader(hq);
-            self.request_sync(now, peer, parent_id, out);
+            self.request_sync(now, peer, parent_id, out)?;
             return Ok(());
         };
         let due = parent
@@ -559,7 +570,7 @@ impl Replica {
             out.push(Output::SetTimer { deadline_ms: due });
             return Ok(());
         }
-        let payload = if self.after_epoch_end(&parent) {
+        let payload = if self.after_epoch_end(&parent)? {
             // The epoch is ending: empty blocks until the ending block commits.
             Payload {
                 txs: Vec::new(),
@@ -567,7 +578,7 @@ impl Replica {
                 outbox_root: Digest::ZERO,
             }
         } else {
-            self.app.propose(&parent)
+            self.app.propose(&parent)?
         };
         let header = BlockHeader {
             chain: self.cfg.chain,
@@ -731,11 +742,11 @@ impl Replica {
         if round != self.round {
             return Ok(());
         }
-        let Some(parent) = self.blocks.get(&jblock) else {
+        let Some(parent) = self.blocks.get(&jblock)? else {
             if self.pending.len() < MAX_PENDING_PROPOSALS {
                 self.pending.insert(round, (from, p));
             }
-            self.request_sync(now, from, jblock, out);
+            self.request_sync(now, from, jblock, out)?;
             return Ok(());
         };
         let h = &p.block.header;
@@ -750,7 +761,7 @@ impl Replica {
         if h.timestamp_ms <= parent.header.timestamp_ms && jblock != self.genesis_id {
             return invalid("timestamp does not increase");
         }
-        if self.after_epoch_end(&parent) {
+        if self.after_epoch_end(&parent)? {
             if !p.block.txs.is_empty()
                 || h.state_root != parent.header.state_root
                 || h.outbox_root != Digest::ZERO
@@ -758,9 +769,7 @@ impl Replica {
                 return invalid("a block after the epoch's ending block must be empty");
             }
         } else {
-            self.app
-                .verify(&parent, &p.block)
-                .map_err(ConsensusError::Payload)?;
+            self.app.verify(&parent, &p.block)?;
         }
         self.blocks.insert(p.block.clone())?;
         let tc_info = p.tc.as_ref().map(|t| (t.round, t.max_high_qc_round()));
@@ -851,14 +860,14 @@ impl Replica {
         if qc.data.height.0 <= self.committed_height.0.saturating_add(1) {
             return Ok(());
         }
-        let Some(x) = self.blocks.get(&qc.data.block) else {
+        let Some(x) = self.blocks.get(&qc.data.block)? else {
             self.pending_commit = Some((peer, qc.clone()));
-            self.request_sync(now, peer, qc.data.block, out);
+            self.request_sync(now, peer, qc.data.block, out)?;
             return Ok(());
         };
-        let Some(p) = self.blocks.get(&x.header.parent) else {
+        let Some(p) = self.blocks.get(&x.header.parent)? else {
             self.pending_commit = Some((peer, qc.clone()));
-            self.request_sync(now, peer, x.header.parent, out);
+            self.request_sync(now, peer, x.header.parent, out)?;
             return Ok(());
         };
         if add1(p.header.round) != x.header.round {
@@ -870,18 +879,18 @@ impl Replica {
     }
 
     /// Whether `block` or an uncommitted ancestor ends the epoch.
-    fn after_epoch_end(&self, block: &Block) -> bool {
+    fn after_epoch_end(&self, block: &Block) -> Result<bool, ConsensusError> {
         let mut b = block.header.clone();
         while b.height > self.committed_height {
             if self.app.ends_epoch(&b) {
-                return true;
+                return Ok(true);
             }
-            match self.blocks.get(&b.parent) {
+            match self.blocks.get(&b.parent)? {
                 Some(p) => b = p.header,
-                None => return false,
+                None => return Ok(false),
             }
         }
-        false
+        Ok(false)
     }
 
     /// Commit `target` and its uncommitted ancestors, justified by `qc` over the last of
@@ -917,42 +926,48 @@ impl Replica {
                 break;
             }
             let parent_id = last.header.parent;
-            match self.blocks.get(&parent_id) {
+            match self.blocks.get(&parent_id)? {
                 Some(b) => chain.push(b),
                 None => {
                     self.pending_commit = Some((peer, qc.clone()));
-                    self.request_sync(now, peer, parent_id, out);
+                    self.request_sync(now, peer, parent_id, out)?;
                     return Ok(false);
                 }
             }
         }
         chain.reverse();
-        let mut proof = None;
-        if let Some(i) = chain.iter().position(|b| self.app.ends_epoch(&b.header)) {
-            let headers: Vec<BlockHeader> = chain[i..]
-                .iter()
-                .map(|b| b.header.clone())
-                .chain(tail)
-                .collect();
-            chain.truncate(i + 1);
-            let headers = BoundedVec::new(headers).map_err(|_| {
-                ConsensusError::InconsistentCertificate("epoch proof too long".into())
-            })?;
-            proof = Some(EpochChangeProof {
-                headers,
-                commit_qc: qc.clone(),
-            });
-        }
+        // The commit proof of the last block committed: its header, then the descendants up
+        // to the certified block. At an epoch's end the chain stops at the ending block, and
+        // that block's proof is the epoch-change proof.
+        let ends_at = chain.iter().position(|b| self.app.ends_epoch(&b.header));
+        let last_at = ends_at.unwrap_or(chain.len().saturating_sub(1));
+        let headers: Vec<BlockHeader> = chain[last_at..]
+            .iter()
+            .map(|b| b.header.clone())
+            .chain(tail)
+            .collect();
+        chain.truncate(last_at + 1);
+        let Some(last) = chain.last() else {
+            return Ok(false);
+        };
+        let certified = CertifiedHeader {
+            headers: BoundedVec::new(headers).map_err(|_| {
+                ConsensusError::InconsistentCertificate("commit proof too long".into())
+            })?,
+            commit_qc: qc.clone(),
+        };
         for b in &chain {
-            self.app.commit(b);
+            self.app.commit(b)?;
         }
-        if let Some(last) = chain.last() {
-            self.committed_id = last.header.id();
-            self.committed_height = last.header.height;
-            self.blocks.set_committed(self.committed_id)?;
-        }
+        self.committed_id = last.header.id();
+        self.committed_height = last.header.height;
+        self.blocks.set_committed(self.committed_id)?;
         self.pending_commit = None;
-        out.push(Output::Commit(chain));
+        let proof = ends_at.map(|_| certified.clone());
+        out.push(Output::Commit {
+            blocks: chain,
+            certified: Box::new(certified),
+        });
         if let Some(p) = proof {
             self.epoch_over = true;
             self.pending_epoch = None;
@@ -983,9 +998,9 @@ impl Replica {
             return Err(ConsensusError::Duplicate);
         }
         let id = ending.id();
-        let Some(target) = self.blocks.get(&id) else {
+        let Some(target) = self.blocks.get(&id)? else {
             self.sync_wanted.remove(&id);
-            self.request_sync(now, from, id, out);
+            self.request_sync(now, from, id, out)?;
             self.pending_epoch = Some((from, proof));
             return Ok(());
         };
@@ -1256,13 +1271,19 @@ impl Replica {
     // ---------------------------------------------------------------------------------------
     // block sync
 
-    fn request_sync(&mut self, now: Millis, peer: usize, id: Digest, out: &mut Vec<Output>) {
-        if peer == self.me || self.blocks.contains(&id) {
-            return;
+    fn request_sync(
+        &mut self,
+        now: Millis,
+        peer: usize,
+        id: Digest,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ConsensusError> {
+        if peer == self.me || self.blocks.contains(&id)? {
+            return Ok(());
         }
         if let Some(&at) = self.sync_wanted.get(&id) {
             if now < at.saturating_add(self.cfg.sync_retry_ms) {
-                return;
+                return Ok(());
             }
         }
         if self.sync_wanted.len() >= MAX_SYNC_WANTED {
@@ -1276,6 +1297,7 @@ impl Replica {
                 max_blocks: MAX_SYNC_BLOCKS as u16,
             }),
         });
+        Ok(())
     }
 
     fn on_sync_request(
@@ -1302,10 +1324,17 @@ impl Replica {
         }
         let max = (r.max_blocks as usize).min(MAX_SYNC_BLOCKS);
         let mut blocks = Vec::new();
+        let mut bytes = 0usize;
         let mut id = r.block;
         while blocks.len() < max {
-            let Some(b) = self.blocks.get(&id) else { break };
+            let Some(b) = self.blocks.get(&id)? else {
+                break;
+            };
             if b.header.height.0 == 0 {
+                break;
+            }
+            bytes = bytes.saturating_add(codec::encoded_len(&b));
+            if !blocks.is_empty() && bytes > self.cfg.max_sync_response_bytes {
                 break;
             }
             id = b.header.parent;
@@ -1351,7 +1380,7 @@ impl Replica {
             self.blocks.insert(b)?;
             accepted += 1;
             if height.0 > self.committed_height.0.saturating_add(1)
-                && !self.blocks.contains(&parent)
+                && !self.blocks.contains(&parent)?
             {
                 self.sync_wanted.insert(parent, now);
                 missing = Some(parent);
@@ -1364,7 +1393,7 @@ impl Replica {
         }
         if let Some(m) = missing {
             self.sync_wanted.remove(&m);
-            self.request_sync(now, from, m, out);
+            self.request_sync(now, from, m, out)?;
         }
         if let Some((peer, qc)) = self.pending_commit.take() {
             self.try_commit(now, peer, &qc, out)?;
@@ -1383,12 +1412,12 @@ impl Replica {
     }
 
     fn retry_pending(&mut self, now: Millis, out: &mut Vec<Output>) -> Result<(), ConsensusError> {
-        let ready: Vec<Round> = self
-            .pending
-            .iter()
-            .filter(|(_, (_, p))| self.blocks.contains(&p.block.header.parent))
-            .map(|(r, _)| *r)
-            .collect();
+        let mut ready: Vec<Round> = Vec::new();
+        for (r, (_, p)) in &self.pending {
+            if self.blocks.contains(&p.block.header.parent)? {
+                ready.push(*r);
+            }
+        }
         for r in ready {
             if let Some((from, p)) = self.pending.remove(&r) {
                 // A refused buffered proposal changes nothing; keep going with the others.

@@ -15,10 +15,11 @@ use crate::error::StorageError;
 /// `header.id() == id`. Losing this store costs liveness (the replica syncs again), never
 /// safety: safety lives in [`crate::safety::SafetyStorage`].
 pub trait BlockStore {
-    /// A block by id.
-    fn get(&self, id: &Digest) -> Option<Block>;
+    /// A block by id (`Ok(None)`: not stored; a read that fails is an error, never a
+    /// missing block).
+    fn get(&self, id: &Digest) -> Result<Option<Block>, StorageError>;
     /// Whether the block is stored.
-    fn contains(&self, id: &Digest) -> bool;
+    fn contains(&self, id: &Digest) -> Result<bool, StorageError>;
     /// Store a block.
     fn insert(&mut self, block: Block) -> Result<(), StorageError>;
     /// The last committed block (`None` = genesis).
@@ -65,12 +66,12 @@ impl MemoryBlockStore {
 }
 
 impl BlockStore for MemoryBlockStore {
-    fn get(&self, id: &Digest) -> Option<Block> {
-        self.0.borrow().blocks.get(id).cloned()
+    fn get(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
+        Ok(self.0.borrow().blocks.get(id).cloned())
     }
 
-    fn contains(&self, id: &Digest) -> bool {
-        self.0.borrow().blocks.contains_key(id)
+    fn contains(&self, id: &Digest) -> Result<bool, StorageError> {
+        Ok(self.0.borrow().blocks.contains_key(id))
     }
 
     fn insert(&mut self, block: Block) -> Result<(), StorageError> {

@@ -20,6 +20,9 @@ pub type Millis = u64;
 pub const MAX_MESSAGE_BYTES: usize = banyan_core::header::MAX_BLOCK_BYTES + (64 << 10);
 /// Most blocks in one sync response.
 pub const MAX_SYNC_BLOCKS: usize = 64;
+/// Default [`crate::ReplicaConfig::max_sync_response_bytes`]: 8 MiB, half the transport's
+/// default frame limit.
+pub const DEFAULT_SYNC_RESPONSE_BYTES: usize = 8 << 20;
 /// Most signature groups in a timeout certificate (one per distinct high-QC round).
 pub const MAX_TC_GROUPS: usize = 64;
 
@@ -214,67 +217,12 @@ pub struct SyncResponse {
     pub blocks: BoundedVec<Block, MAX_SYNC_BLOCKS>,
 }
 
-/// Proof that `headers[0]`, a block ending its epoch, was committed by its committee:
-/// `headers` is a parent-linked chain from it to the block certified by `commit_qc`, whose
-/// parent is of the round just before it (the 2-chain rule). Signed by the old committee, it
-/// certifies the state — and so the committee — the next epoch starts from.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
-pub struct EpochChangeProof {
-    /// The epoch-ending block first, then its descendants up to the certified block.
-    pub headers: BoundedVec<banyan_core::header::BlockHeader, MAX_SYNC_BLOCKS>,
-    /// The old committee's QC of the last header.
-    pub commit_qc: QuorumCertificate,
-}
-
-impl EpochChangeProof {
-    /// The epoch-ending block.
-    pub fn ending(&self) -> Option<&banyan_core::header::BlockHeader> {
-        self.headers.first()
-    }
-
-    /// The epoch that ended.
-    pub fn epoch(&self) -> Epoch {
-        self.commit_qc.data.epoch
-    }
-
-    /// Check the proof against the committee of the epoch that ended: the QC verifies, the
-    /// headers link up to the certified block, the last two are of consecutive rounds and all
-    /// are of that epoch. Returns the epoch-ending header (whether it *ends* the epoch is the
-    /// application's rule, checked by the caller).
-    pub fn verify(
-        &self,
-        committee: &banyan_core::certificate::Committee,
-    ) -> Result<&banyan_core::header::BlockHeader, ConsensusError> {
-        let bad = |why: &str| ConsensusError::InconsistentCertificate(why.into());
-        self.commit_qc.verify(committee)?;
-        let hs = self.headers.as_slice();
-        let (Some(first), Some(last)) = (hs.first(), hs.last()) else {
-            return Err(bad("empty epoch proof"));
-        };
-        if hs.len() < 2 {
-            return Err(bad(
-                "epoch proof needs the ending block and a certified child",
-            ));
-        }
-        if last.id() != self.commit_qc.data.block {
-            return Err(bad("QC does not certify the last header"));
-        }
-        for w in hs.windows(2) {
-            if w[1].parent != w[0].id() || w[1].epoch != w[0].epoch {
-                return Err(bad("headers do not link"));
-            }
-        }
-        let p = &hs[hs.len() - 2];
-        if p.round.0.checked_add(1) != Some(last.round.0) {
-            return Err(bad("certified block does not follow its parent's round"));
-        }
-        if first.epoch != self.commit_qc.data.epoch {
-            return Err(bad("headers of another epoch"));
-        }
-        Ok(first)
-    }
-}
+/// How an epoch ended: the commit proof of its last block (the block first, then its
+/// descendants up to the certified block, and the old committee's QC of the last one). What it
+/// proves is checked by [`CertifiedHeader::verify`]; whether the block *ends* the epoch is the
+/// application's rule, checked by the caller. Signed by the old committee, it certifies the
+/// state — and so the committee — the next epoch starts from.
+pub type EpochChangeProof = banyan_core::header::CertifiedHeader;
 
 /// Everything replicas send each other.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

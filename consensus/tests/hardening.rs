@@ -4,7 +4,7 @@
 
 mod common;
 
-use banyan_consensus::sim::{scenario, Behavior, PausePlan};
+use banyan_consensus::sim::{scenario, Behavior, Partition, PausePlan, SimConfig, Simulation};
 use common::{assert_progress, base, run_safe};
 
 /// The three attacks of this file.
@@ -109,4 +109,54 @@ fn attacks_at_f_over_200_seeds() {
     let a = sweep(4, 1, 5_000..5_100);
     let b = sweep(7, 2, 6_000..6_100);
     assert!(a > 0 && b > 0);
+}
+
+/// Blocks of 10,000 transfers (about 2.4 MB each) under the transport's 16 MiB frame limit: a
+/// member cut off while about ten blocks commit asks for what it missed, and the answers stop
+/// at the byte budget instead of growing past the frame limit (where the transport refuses
+/// them and the member could not catch up until the epoch ended), so it catches up in the
+/// epoch. The same run without the budget shows the failure.
+#[test]
+fn a_member_that_missed_big_blocks_catches_up_under_the_frame_limit() {
+    let big_blocks = |seed| {
+        let mut cfg = SimConfig::honest(4, seed);
+        cfg.block_txs = 10_000;
+        // The QUIC transport's default frame limit (`banyan_net::DEFAULT_MAX_FRAME_BYTES`).
+        cfg.max_message_bytes = Some(16 << 20);
+        cfg.replica.min_block_interval_ms = 250;
+        // Member 0 is cut off (everything sent to it is lost) for nine seconds.
+        cfg.partitions.push(Partition {
+            start_ms: 1_000,
+            end_ms: 10_000,
+            groups: vec![vec![1, 2, 3]],
+        });
+        cfg.max_time_ms = 17_000;
+        cfg
+    };
+    for seed in 0..2 {
+        let (r, _) = run_safe(big_blocks(seed));
+        assert_progress(&r, 20);
+        assert_eq!(r.oversized_messages, 0, "{r:?}");
+        assert!(
+            r.sync_responses_to.get(&0).copied().unwrap_or(0) > 0,
+            "{r:?}"
+        );
+        let best = r.node_heights.iter().copied().max().unwrap_or(0);
+        assert!(
+            r.node_heights[0] + 4 >= best,
+            "the member that was cut off is at height {} of {best}: {:?}",
+            r.node_heights[0],
+            r.node_heights
+        );
+    }
+    // Without the byte budget (as before it existed) the answers outgrow the frame limit and
+    // the member that was cut off stays behind.
+    let mut cfg = big_blocks(0);
+    cfg.replica.max_sync_response_bytes = usize::MAX;
+    let r = Simulation::new(cfg).expect("simulation").run();
+    let best = r.node_heights.iter().copied().max().unwrap_or(0);
+    assert!(
+        r.oversized_messages > 0 && r.node_heights[0] + 4 < best,
+        "{r:?}"
+    );
 }

@@ -77,6 +77,14 @@ pub enum Domain {
     Asset,
     /// A cross-chain packet commitment.
     Packet,
+    /// A sparse Merkle tree leaf.
+    SmtLeaf,
+    /// A sparse Merkle tree inner node.
+    SmtNode,
+    /// Where a state key sits in the state tree.
+    StatePath,
+    /// A state entry `(key, value)`, as its leaf in the state tree shows it.
+    StateEntry,
     /// Anything else, named by the caller (tests, application data).
     Custom(&'static str),
 }
@@ -94,6 +102,10 @@ impl Domain {
             Domain::Validator => "banyan/validator",
             Domain::Asset => "banyan/asset",
             Domain::Packet => "banyan/packet",
+            Domain::SmtLeaf => "banyan/smt/leaf",
+            Domain::SmtNode => "banyan/smt/node",
+            Domain::StatePath => "banyan/state/path",
+            Domain::StateEntry => "banyan/state/entry",
             Domain::Custom(s) => s,
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! `banyan-core` is the shared vocabulary of every other crate: identifiers and amounts
 //! ([`ids`]), the canonical codec ([`codec`]), domain-separated hashing ([`hash`]), Merkle
-//! proofs ([`merkle`]), keys and signatures ([`keys`]), committees and quorum certificates
+//! proofs ([`merkle`]), authenticated maps with existence and non-existence proofs ([`smt`]), keys and signatures ([`keys`]), committees and quorum certificates
 //! ([`certificate`]), transactions and their access sets ([`tx`]) and block headers
 //! ([`header`]).
 //!
@@ -15,4 +15,5 @@ pub mod header;
 pub mod ids;
 pub mod keys;
 pub mod merkle;
+pub mod smt;
 pub mod tx;

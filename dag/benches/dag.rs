@@ -10,6 +10,8 @@
 // criterion_group! defines an undocumented function.
 #![allow(missing_docs)]
 
+mod support;
+
 use banyan_core::hash::{hash, Domain};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::keys::{AccountSecretKey, AccountSignature};
@@ -21,21 +23,10 @@ use banyan_dag::{
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dashmap::DashMap;
 use std::time::Duration;
+use support::Rng;
 
 const TXS: usize = 10_000;
 const ACCOUNTS: [usize; 6] = [2, 10, 100, 1_000, 10_000, 100_000];
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
-}
 
 /// A block of valid transfers among `accounts` accounts and the state it runs against.
 /// Signatures are not checked by execution, so a fixed one keeps setup fast.
@@ -50,13 +41,13 @@ fn workload(accounts: usize) -> (State, Vec<VerifiedTx>) {
         })
         .collect();
     let addrs: Vec<Address> = keys.iter().map(|k| k.address()).collect();
-    let mut state = State::with_capacity(accounts);
-    for a in &addrs {
-        let _ = state.set(
+    let state = State::from_entries(addrs.iter().map(|a| {
+        (
             StateKey::Balance(*a, AssetId::NATIVE),
             StateValue::Amount(Amount(1 << 60)),
-        );
-    }
+        )
+    }))
+    .expect("balance keys hold amounts");
     let mut rng = Rng(accounts as u64);
     let mut nonces = vec![0u64; accounts];
     let txs = (0..TXS)

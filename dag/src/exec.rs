@@ -43,7 +43,7 @@
 //! cells (ordered by the DAG) and counters (atomic).
 
 use crate::error::{AccessError, ExecError};
-use crate::keyhash::HKey;
+use crate::keyhash::{fold, HKey};
 use crate::output::{BlockOutput, ExecStats, Mode, WriteSet};
 use crate::reference::check_access_set;
 use crate::state::State;
@@ -415,7 +415,7 @@ fn access_phase<V: Vm>(
             .map(|k| (k, false))
             .chain(set.writes.iter().map(|k| (k, true)))
         {
-            let h = State::hash_key(hasher, k);
+            let h = hash_key(hasher, k);
             // A key declared twice: equal hashes first, then equal keys (rare).
             if hashes[start..].contains(&h) {
                 let dup = hashes[start..]
@@ -498,7 +498,7 @@ impl Resolver<'_> {
                 // The key's first access: its cell is here, loaded now by the worker that owns
                 // the key's shard (a cell is one cache line, so no other worker writes it).
                 if let Some(state) = self.state {
-                    init_cell(ch, l, key, state.get_hashed(hash, key));
+                    init_cell(ch, l, key, state.lookup(key));
                 }
                 v.insert(KeyEntry {
                     hash,
@@ -1033,6 +1033,16 @@ pub struct Executor {
     pending: Vec<AtomicU32>,
     sample_set: AccessSet,
     sample_depth: hashbrown::HashMap<HKey, (u32, u32)>,
+    /// The keyed hasher of the per-block key tables (seeded per executor, so crafted keys
+    /// cannot flood one bucket).
+    hasher: DefaultHashBuilder,
+}
+
+/// The hash of `key` under `hasher`: the unkeyed fold of the key through the keyed hasher.
+#[inline]
+fn hash_key(hasher: &DefaultHashBuilder, key: &StateKey) -> u64 {
+    use std::hash::BuildHasher;
+    hasher.hash_one(fold(key))
 }
 
 impl std::fmt::Debug for Executor {
@@ -1088,6 +1098,7 @@ impl Executor {
             pending: Vec::new(),
             sample_set: AccessSet::default(),
             sample_depth: hashbrown::HashMap::new(),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 
@@ -1237,14 +1248,7 @@ impl Executor {
         if self.pending.len() < n {
             self.pending.resize_with(n, || AtomicU32::new(0));
         }
-        let local_hasher;
-        let hasher = match state {
-            Some(s) => s.hasher(),
-            None => {
-                local_hasher = DefaultHashBuilder::default();
-                &local_hasher
-            }
-        };
+        let hasher = &self.hasher;
         let (build_dag, execute) = match run {
             Run::Serial => (false, true),
             Run::Dag { execute } => (true, execute),

@@ -3,10 +3,10 @@
 //! A [`StateKey`]'s derived `Hash` feeds the hasher five or six pieces (tags, lengths, 32-byte
 //! arrays); hashing every access that way costs more than executing a transfer. Here a key is
 //! first folded, without a key, into one `u64` from all its bytes, and only that word goes
-//! through the keyed hasher of the map. The folded words of distinct keys collide only if two
-//! 32-byte hash outputs (addresses and asset ids are BLAKE3 digests) collide in 64 bits, which
-//! costs about 2^32 work for one pair and 2^64 for a chosen one; the map's seed is unknown to
-//! whoever makes the keys, so buckets cannot be targeted either.
+//! through the keyed hasher of the executor's key tables. The folded words of distinct keys
+//! collide only if two 32-byte hash outputs (addresses and asset ids are BLAKE3 digests)
+//! collide in 64 bits, which costs about 2^32 work for one pair and 2^64 for a chosen one; the
+//! executor's seed is unknown to whoever makes the keys, so buckets cannot be targeted either.
 
 use banyan_core::tx::StateKey;
 use std::hash::{Hash, Hasher};

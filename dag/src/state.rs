@@ -1,137 +1,86 @@
 //! The ledger state in memory, and its root.
 
 use crate::error::KindMismatch;
-use crate::keyhash::{fold, HKey};
 use crate::output::WriteSet;
 use crate::value::{StateValue, ValueKind};
 use banyan_core::codec::encode_into;
-use banyan_core::hash::Digest;
-use banyan_core::merkle::{leaf_hash, MerkleLevels, MerkleTree};
+use banyan_core::hash::{hash, Digest, Domain};
+use banyan_core::smt::{Change, Leaf, SmtProof, SmtProofError, SparseMerkleTree};
 use banyan_core::tx::StateKey;
 use std::sync::Arc;
 
+/// What a leaf of the state tree holds.
+pub type Entry = (StateKey, StateValue);
+
 /// The state a block executes against: a map from [`StateKey`] to [`StateValue`] in which
-/// default values are absent.
+/// default values are absent, kept as a persistent sparse Merkle tree
+/// ([`banyan_core::smt`]).
 ///
-/// Lookups use a keyed hash (foldhash, seeded per map, over a fold of the key) so that crafted
-/// addresses cannot flood one bucket. The seed never shows in any output: roots and write sets
-/// are ordered by keys and by block order, not by hash.
-///
-/// [`root`](Self::root) computes the root from scratch; [`updated_root`](Self::updated_root)
-/// gives the same value but keeps the tree, so that the next call only hashes again the paths
-/// of the keys set since (the tree is shared between clones until one of them changes it).
+/// Each key sits at the path `H(Domain::StatePath, encode(key))` (so nobody chooses where a
+/// key lands or how deep), and its leaf commits to `H(Domain::StateEntry, encode((key,
+/// value)))`. Cloning a state is O(1) and the clone shares every node; [`apply`](Self::apply)
+/// copies and hashes only the paths of the keys a block wrote, so executing a block on a
+/// speculative parent costs what the block changes, not what the chain holds. The root is
+/// always up to date; [`prove`](Self::prove) gives existence and non-existence proofs
+/// against it, which [`verify_entry`] checks.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    map: hashbrown::HashMap<HKey, StateValue>,
-    /// The Merkle tree of the state as of the last `updated_root`, if any.
-    tree: Option<Arc<SortedTree>>,
-    /// Keys set since `tree` was brought up to date (only kept while there is a tree).
-    dirty: Vec<StateKey>,
-}
-
-/// The present keys in order, and the Merkle levels over their leaves.
-#[derive(Clone, Debug)]
-struct SortedTree {
-    keys: Vec<StateKey>,
-    levels: MerkleLevels,
-}
-
-/// Keys set since the last `updated_root` beyond which the kept tree is dropped (rebuilding
-/// it then costs no more than catching up).
-fn max_dirty(present: usize) -> usize {
-    present.saturating_mul(2).saturating_add(4096)
-}
-
-/// The leaf of a present entry: the hash of the canonical encoding of `(key, value)`.
-fn leaf_of(entry: &(StateKey, StateValue), buf: &mut Vec<u8>) -> Digest {
-    buf.clear();
-    encode_into(entry, buf);
-    leaf_hash(buf)
-}
-
-impl SortedTree {
-    fn build(state: &State) -> Self {
-        let entries = state.sorted_entries();
-        let mut buf = Vec::with_capacity(160);
-        let leaves = entries.iter().map(|e| leaf_of(e, &mut buf)).collect();
-        SortedTree {
-            keys: entries.into_iter().map(|(k, _)| k).collect(),
-            levels: MerkleLevels::from_leaf_hashes(leaves),
-        }
-    }
-
-    /// Bring the tree up to date with `map` after the keys in `dirty` were set.
-    fn update(&mut self, state: &State, mut dirty: Vec<StateKey>) {
-        dirty.sort_unstable();
-        dirty.dedup();
-        let mut buf = Vec::with_capacity(160);
-        let now = |k: &StateKey| state.map.get(&HKey(*k)).copied();
-        // Only values changed: the leaf count and positions stay, one path per key. Decide
-        // that before hashing anything.
-        let mut in_place = Vec::with_capacity(dirty.len());
-        let mut moved = false;
-        for k in &dirty {
-            match (self.keys.binary_search(k), now(k)) {
-                (Ok(i), Some(v)) => in_place.push((i, (*k, v))),
-                (Err(_), None) => {}
-                _ => {
-                    moved = true;
-                    break;
-                }
-            }
-        }
-        if !moved {
-            let leaves: Vec<(usize, Digest)> = in_place
-                .iter()
-                .map(|(i, entry)| (*i, leaf_of(entry, &mut buf)))
-                .collect();
-            self.levels.set_leaves(&leaves);
-            return;
-        }
-        // Keys came or went: merge, keeping the leaves of untouched keys, and hash again
-        // from the first change rightwards.
-        let old_leaves = self.levels.leaves();
-        let mut keys = Vec::with_capacity(self.keys.len() + dirty.len());
-        let mut leaves = Vec::with_capacity(self.keys.len() + dirty.len());
-        let mut first_change: Option<usize> = None;
-        let (mut i, mut j) = (0, 0);
-        while i < self.keys.len() || j < dirty.len() {
-            if j == dirty.len() || (i < self.keys.len() && self.keys[i] < dirty[j]) {
-                keys.push(self.keys[i]);
-                leaves.push(old_leaves[i]);
-                i += 1;
-                continue;
-            }
-            let k = dirty[j];
-            j += 1;
-            let was_present = i < self.keys.len() && self.keys[i] == k;
-            if was_present {
-                i += 1;
-            }
-            match now(&k) {
-                Some(v) => {
-                    first_change.get_or_insert(keys.len());
-                    keys.push(k);
-                    leaves.push(leaf_of(&(k, v), &mut buf));
-                }
-                None if was_present => {
-                    first_change.get_or_insert(keys.len());
-                }
-                None => {}
-            }
-        }
-        let unchanged = first_change.unwrap_or(keys.len());
-        self.keys = keys;
-        self.levels.replace_leaves(leaves, unchanged);
-    }
+    tree: SparseMerkleTree<Entry>,
 }
 
 impl PartialEq for State {
     fn eq(&self, other: &Self) -> bool {
-        self.map == other.map
+        // Equal roots are equal contents (collision resistance).
+        self.tree.root() == other.tree.root()
     }
 }
 impl Eq for State {}
+
+/// The path of `key` in the state tree.
+pub fn path_of(key: &StateKey) -> Digest {
+    let mut buf = Vec::with_capacity(80);
+    encode_into(key, &mut buf);
+    hash(Domain::StatePath, &buf)
+}
+
+/// The hash a present entry's leaf commits to.
+pub fn entry_hash(key: &StateKey, value: &StateValue) -> Digest {
+    let mut buf = Vec::with_capacity(160);
+    encode_into(&(*key, *value), &mut buf);
+    hash(Domain::StateEntry, &buf)
+}
+
+/// Check `proof` that `key` holds `value` under the state root `root`. A default value is
+/// absent from the tree, so for it the proof must be one of non-existence.
+pub fn verify_entry(
+    root: &Digest,
+    key: &StateKey,
+    value: &StateValue,
+    proof: &SmtProof,
+) -> Result<(), SmtProofError> {
+    let path = path_of(key);
+    if value.is_default() {
+        proof.verify_absent(root, &path)
+    } else {
+        proof.verify_present(root, &path, &entry_hash(key, value))
+    }
+}
+
+fn leaf(path: Digest, key: StateKey, value: StateValue) -> Arc<Leaf<Entry>> {
+    Arc::new(Leaf::new(path, entry_hash(&key, &value), (key, value)))
+}
+
+fn check_kind(key: &StateKey, value: &StateValue) -> Result<(), KindMismatch> {
+    let expected = ValueKind::of(key);
+    if value.kind() != expected {
+        return Err(KindMismatch {
+            key: *key,
+            expected,
+            found: value.kind(),
+        });
+    }
+    Ok(())
+}
 
 impl State {
     /// An empty state.
@@ -139,131 +88,108 @@ impl State {
         Self::default()
     }
 
-    /// An empty state with room for `capacity` entries.
-    pub fn with_capacity(capacity: usize) -> Self {
-        State {
-            map: hashbrown::HashMap::with_capacity(capacity),
-            ..Self::default()
+    /// The state holding `entries` (default values are left out), built in one pass.
+    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Result<Self, KindMismatch> {
+        let mut leaves = Vec::new();
+        for (key, value) in entries {
+            check_kind(&key, &value)?;
+            if !value.is_default() {
+                leaves.push(leaf(path_of(&key), key, value));
+            }
         }
+        Ok(State {
+            tree: SparseMerkleTree::from_leaves(leaves),
+        })
     }
 
     /// Number of keys present (holding a non-default value).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.tree.len() as usize
     }
 
     /// Whether no key is present.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.tree.is_empty()
     }
 
     /// The value under `key` (its kind's default when absent).
     pub fn get(&self, key: &StateKey) -> StateValue {
-        self.map
-            .get(&HKey(*key))
+        self.lookup(key)
             .copied()
             .unwrap_or_else(|| StateValue::default_for(key))
     }
 
+    /// The value under `key` if present.
+    pub fn lookup(&self, key: &StateKey) -> Option<&StateValue> {
+        self.tree.get(&path_of(key)).map(|l| &l.value().1)
+    }
+
     /// Set `key` to `value`; a default value removes the key. Refuses a value of another kind
-    /// than the key holds.
+    /// than the key holds. One path is copied and hashed; use [`apply`](Self::apply) or
+    /// [`set_many`](Self::set_many) for many keys at once.
     pub fn set(&mut self, key: StateKey, value: StateValue) -> Result<(), KindMismatch> {
-        let expected = ValueKind::of(&key);
-        if value.kind() != expected {
-            return Err(KindMismatch {
-                key,
-                expected,
-                found: value.kind(),
-            });
+        self.set_many([(key, value)])
+    }
+
+    /// Set several keys at once (a later write to a key wins), hashing each changed path once.
+    /// Nothing changes if a value is of another kind than its key.
+    pub fn set_many(
+        &mut self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), KindMismatch> {
+        let mut changes: Vec<Change<Entry>> = Vec::new();
+        for (key, value) in entries {
+            check_kind(&key, &value)?;
+            let path = path_of(&key);
+            let new = (!value.is_default()).then(|| leaf(path, key, value));
+            changes.push((path, new));
         }
-        if value.is_default() {
-            self.map.remove(&HKey(key));
-        } else {
-            self.map.insert(HKey(key), value);
-        }
-        if self.tree.is_some() {
-            self.dirty.push(key);
-            if self.dirty.len() > max_dirty(self.map.len()) {
-                self.tree = None;
-                self.dirty = Vec::new();
-            }
+        if !changes.is_empty() {
+            self.tree = self.tree.update(changes);
         }
         Ok(())
     }
 
     /// Apply a block's write set.
     pub fn apply(&mut self, write_set: &WriteSet) {
-        for (key, value) in write_set.iter() {
+        let changes: Vec<Change<Entry>> = write_set
+            .iter()
             // A write set only ever holds values of the key's kind (the executor checks every
-            // write), so this cannot fail; a mismatch would be skipped rather than stored.
-            let _ = self.set(key, value);
+            // write), so this filter never drops anything; a mismatch would be skipped rather
+            // than stored.
+            .filter(|(key, value)| check_kind(key, value).is_ok())
+            .map(|(key, value)| {
+                let path = path_of(&key);
+                (path, (!value.is_default()).then(|| leaf(path, key, value)))
+            })
+            .collect();
+        if !changes.is_empty() {
+            self.tree = self.tree.update(changes);
         }
     }
 
     /// Present entries, in no particular order (cheaper than
     /// [`sorted_entries`](Self::sorted_entries) for a scan).
-    pub fn entries(&self) -> impl Iterator<Item = (StateKey, StateValue)> + '_ {
-        self.map.iter().map(|(k, v)| (k.0, *v))
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.tree.leaves().map(|l| *l.value())
     }
 
     /// Present entries in key order.
-    pub fn sorted_entries(&self) -> Vec<(StateKey, StateValue)> {
-        let mut entries: Vec<(StateKey, StateValue)> = self.entries().collect();
+    pub fn sorted_entries(&self) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self.entries().collect();
         entries.sort_unstable_by_key(|a| a.0);
         entries
     }
 
-    /// The state root: the Merkle root (see [`banyan_core::merkle`]) over the present entries
-    /// in key order, each leaf the canonical encoding of `(key, value)`. Equal states have
-    /// equal roots whatever the order they were built in.
+    /// The state root: the root of the sparse Merkle tree over the present entries (see the
+    /// type docs). Equal states have equal roots whatever the order they were built in.
     pub fn root(&self) -> Digest {
-        let mut buf = Vec::with_capacity(160);
-        let leaves = self
-            .sorted_entries()
-            .iter()
-            .map(|entry| leaf_of(entry, &mut buf))
-            .collect();
-        MerkleTree::from_leaf_hashes(leaves).root()
+        self.tree.root()
     }
 
-    /// The same value as [`root`](Self::root), keeping the tree for next time: the first call
-    /// builds it (like `root`); later ones hash again only the paths of the keys set since,
-    /// plus everything right of the first key added or removed.
-    pub fn updated_root(&mut self) -> Digest {
-        let dirty = std::mem::take(&mut self.dirty);
-        let tree = match self.tree.take() {
-            Some(mut tree) => {
-                if !dirty.is_empty() {
-                    // Copies the tree only if a clone of this state still shares it.
-                    Arc::make_mut(&mut tree).update(self, dirty);
-                }
-                tree
-            }
-            None => Arc::new(SortedTree::build(self)),
-        };
-        let root = tree.levels.root();
-        self.tree = Some(tree);
-        root
-    }
-
-    /// The hasher of this map; the executor hashes each access with it once.
-    pub(crate) fn hasher(&self) -> &hashbrown::DefaultHashBuilder {
-        self.map.hasher()
-    }
-
-    /// The hash of `key` in this map.
-    #[inline]
-    pub(crate) fn hash_key(hasher: &hashbrown::DefaultHashBuilder, key: &StateKey) -> u64 {
-        use std::hash::BuildHasher;
-        hasher.hash_one(fold(key))
-    }
-
-    /// Look up `key` whose hash is `hash` (from [`hash_key`](Self::hash_key)).
-    #[inline]
-    pub(crate) fn get_hashed(&self, hash: u64, key: &StateKey) -> Option<&StateValue> {
-        self.map
-            .raw_entry()
-            .from_key_hashed_nocheck(hash, &HKey(*key))
-            .map(|(_, v)| v)
+    /// The proof of `key`'s value under [`root`](Self::root): of existence when present, of
+    /// non-existence when the value is the default. Check it with [`verify_entry`].
+    pub fn prove(&self, key: &StateKey) -> SmtProof {
+        self.tree.prove(&path_of(key))
     }
 }

@@ -2,13 +2,16 @@
 
 use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
+use banyan_core::smt::reference_root;
 use banyan_core::tx::{AssetOrigin, StateKey};
+use banyan_dag::state::{entry_hash, path_of, verify_entry};
 use banyan_dag::value::{
     LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
     MAX_VALUE_WORDS,
 };
 use banyan_dag::{State, StateValue, ValueKind};
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn value_strategy() -> impl Strategy<Value = StateValue> {
     prop_oneof![
@@ -157,40 +160,90 @@ fn pool_key(k: u8) -> StateKey {
     }
 }
 
+/// The root straight from the definition of the state tree, over a model map.
+fn model_root(model: &BTreeMap<StateKey, StateValue>) -> Digest {
+    let entries: Vec<(Digest, Digest)> = model
+        .iter()
+        .map(|(k, v)| (path_of(k), entry_hash(k, v)))
+        .collect();
+    reference_root(&entries)
+}
+
 proptest! {
-    /// The kept tree gives the from-scratch root after any mix of updates, inserts and
-    /// removals, and a clone changing it never changes the root of the state it came from.
+    /// The persistent tree equals the naive definition after any mix of updates, inserts and
+    /// removals (one at a time and in batches); a clone changing it never changes the state it
+    /// came from; and every key proves its value, present or absent, while a wrong value does
+    /// not prove.
     #[test]
-    fn updated_root_equals_root(start in 0u8..60, steps in proptest::collection::vec(step(), 1..60)) {
+    fn persistent_tree_equals_the_reference(start in 0u8..60, steps in proptest::collection::vec(step(), 1..60)) {
         // Account keys hold nonces.
         let value = |k: u8, v: u128| match pool_key(k) {
             StateKey::Account(_) => StateValue::Nonce(Nonce(v as u64)),
             _ => StateValue::Amount(Amount(v)),
         };
-        let mut s = State::new();
-        for k in 0..start {
-            let k = k.wrapping_mul(5);
-            s.set(pool_key(k), value(k, u128::from(k) + 1)).expect("kind");
+        let mut model: BTreeMap<StateKey, StateValue> = BTreeMap::new();
+        let put = |model: &mut BTreeMap<StateKey, StateValue>, k: StateKey, v: StateValue| {
+            if v.is_default() {
+                model.remove(&k);
+            } else {
+                model.insert(k, v);
+            }
+        };
+        let initial: Vec<_> = (0..start)
+            .map(|k| k.wrapping_mul(5))
+            .map(|k| (pool_key(k), value(k, u128::from(k) + 1)))
+            .collect();
+        let mut s = State::from_entries(initial.iter().copied()).expect("kind");
+        for (k, v) in &initial {
+            put(&mut model, *k, *v);
         }
-        prop_assert_eq!(s.updated_root(), s.root());
+        prop_assert_eq!(s.root(), model_root(&model));
         let mut left_behind: Vec<(State, Digest)> = Vec::new();
+        let mut batch = Vec::new();
         for st in steps {
             match st {
-                Step::Set(k, v) => s.set(pool_key(k), value(k, v)).expect("kind"),
+                Step::Set(k, v) => {
+                    // Every other write waits for the next root, to be applied as a batch.
+                    if v % 2 == 0 {
+                        batch.push((pool_key(k), value(k, v)));
+                    } else {
+                        s.set(pool_key(k), value(k, v)).expect("kind");
+                        put(&mut model, pool_key(k), value(k, v));
+                    }
+                }
                 Step::Root => {
-                    let r = s.updated_root();
-                    prop_assert_eq!(r, s.root());
+                    s.set_many(batch.iter().copied()).expect("kind");
+                    for (k, v) in batch.drain(..) {
+                        put(&mut model, k, v);
+                    }
+                    prop_assert_eq!(s.root(), model_root(&model));
+                    prop_assert_eq!(s.len(), model.len());
+                    let root = s.root();
+                    for k in (0..96u8).map(pool_key) {
+                        let v = s.get(&k);
+                        prop_assert_eq!(v, model.get(&k).copied().unwrap_or_else(|| StateValue::default_for(&k)));
+                        let proof = s.prove(&k);
+                        prop_assert!(verify_entry(&root, &k, &v, &proof).is_ok());
+                        let wrong = match v {
+                            StateValue::Nonce(n) => StateValue::Nonce(Nonce(n.0.wrapping_add(1))),
+                            StateValue::Amount(a) => StateValue::Amount(Amount(a.0.wrapping_add(1))),
+                            other => other,
+                        };
+                        prop_assert!(verify_entry(&root, &k, &wrong, &proof).is_err());
+                    }
                 }
-                Step::Fork => {
-                    let r = s.updated_root();
-                    left_behind.push((s.clone(), r));
-                }
+                Step::Fork => left_behind.push((s.clone(), s.root())),
             }
         }
-        prop_assert_eq!(s.updated_root(), s.root());
-        for (mut old, r) in left_behind {
+        s.set_many(batch.iter().copied()).expect("kind");
+        for (k, v) in batch.drain(..) {
+            put(&mut model, k, v);
+        }
+        prop_assert_eq!(s.root(), model_root(&model));
+        let entries = s.sorted_entries();
+        prop_assert_eq!(entries, model.into_iter().collect::<Vec<_>>());
+        for (old, r) in left_behind {
             prop_assert_eq!(old.root(), r);
-            prop_assert_eq!(old.updated_root(), r);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use banyan_consensus::{Application, Payload};
+use banyan_consensus::{AppError, Application, Payload};
 use banyan_core::certificate::Committee;
 use banyan_core::codec::encoded_len;
 use banyan_core::hash::Digest;
@@ -139,7 +139,6 @@ pub struct ChainApp {
     seed_outputs: Vec<VrfOutput>,
     by_id: HashMap<Digest, Arc<Executed>>,
     by_content: HashMap<ContentKey, Arc<Executed>>,
-    fatal: Option<ChainError>,
     failed: bool,
 }
 
@@ -218,9 +217,8 @@ impl ChainApp {
             what: "committed tip".into(),
             detail: "the genesis id is stored but no tip".into(),
         })?;
-        let mut state = store.load_state()?;
-        // Builds the state's Merkle tree once; blocks then hash only the paths they change.
-        let root = state.updated_root();
+        let state = store.load_state()?;
+        let root = state.root();
         if root != tip.state_root {
             return Err(ChainError::Corrupt {
                 what: "committed state".into(),
@@ -278,7 +276,6 @@ impl ChainApp {
             seed_outputs,
             by_id: HashMap::new(),
             by_content: HashMap::new(),
-            fatal: None,
             failed: false,
             params,
         })
@@ -314,13 +311,8 @@ impl ChainApp {
         &self.mempool
     }
 
-    /// A storage or consistency failure met inside `commit` (which cannot return it). Once
-    /// one happened, this app commits nothing more: the driver must stop the node.
-    pub fn take_fatal(&mut self) -> Option<ChainError> {
-        self.fatal.take()
-    }
-
-    /// Whether a fatal failure happened (even if already taken).
+    /// Whether a fatal failure happened (`commit` returned [`AppError::Fatal`]; it commits
+    /// nothing more).
     pub fn has_failed(&self) -> bool {
         self.failed
     }
@@ -373,9 +365,6 @@ impl ChainApp {
     fn fail(&mut self, e: ChainError) {
         tracing::error!(chain = %self.params.chain, error = %e, "fatal chain failure: stop the node");
         self.failed = true;
-        if self.fatal.is_none() {
-            self.fatal = Some(e);
-        }
     }
 
     fn cached(&self, block: &Block) -> Option<Arc<Executed>> {
@@ -450,10 +439,10 @@ impl ChainApp {
                     .enumerate()
                     .map(|(i, (k, _))| (*k, i))
                     .collect();
+                state
+                    .set_many(released.iter().copied())
+                    .map_err(|e| ChainError::Exec(format!("end of epoch {epoch}: {e}")))?;
                 for (k, v) in released {
-                    state
-                        .set(k, v)
-                        .map_err(|e| ChainError::Exec(format!("end of epoch {epoch}: {e}")))?;
                     match at.get(&k) {
                         Some(&i) => writes[i].1 = v,
                         None => writes.push((k, v)),
@@ -461,7 +450,7 @@ impl ChainApp {
                 }
             }
         }
-        let state_root = state.updated_root();
+        let state_root = state.root();
         let packets = packets_of(&out.receipts);
         Ok(Executed {
             height,
@@ -842,8 +831,8 @@ fn strip_index(s: &str) -> &str {
 }
 
 impl Application for ChainApp {
-    fn propose(&mut self, parent: &Block) -> Payload {
-        match self.build_payload(parent) {
+    fn propose(&mut self, parent: &Block) -> Result<Payload, AppError> {
+        Ok(match self.build_payload(parent) {
             Ok(p) => p,
             Err(why) => {
                 tracing::warn!(
@@ -856,33 +845,34 @@ impl Application for ChainApp {
                     outbox_root: outbox_root(&[]),
                 }
             }
-        }
+        })
     }
 
-    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), String> {
+    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), AppError> {
         let id = block.header.id();
         if self.by_id.contains_key(&id) {
             return Ok(());
         }
-        let executed = self.check_block(parent, block)?;
+        let executed = self.check_block(parent, block).map_err(AppError::Invalid)?;
         self.remember(content_key(&block.header), Some(id), executed);
         Ok(())
     }
 
-    fn commit(&mut self, block: &Block) {
+    fn commit(&mut self, block: &Block) -> Result<(), AppError> {
         if self.failed {
-            tracing::error!(
-                chain = %self.params.chain, height = %block.header.height,
-                "commit ignored after a fatal failure"
-            );
-            return;
+            return Err(AppError::Fatal(format!(
+                "block {} not committed: chain {} failed before",
+                block.header.height, self.params.chain
+            )));
         }
         if block.header.height <= self.tip.height {
-            return;
+            return Ok(());
         }
-        if let Err(e) = self.do_commit(block) {
+        self.do_commit(block).map_err(|e| {
+            let why = e.to_string();
             self.fail(e);
-        }
+            AppError::Fatal(why)
+        })
     }
 
     fn ends_epoch(&self, header: &BlockHeader) -> bool {
@@ -901,7 +891,7 @@ fn assert_thread_safety() {
 }
 
 /// A [`ChainApp`] shared between the replica (which owns its application) and the driver
-/// (which reads the tip, the epoch and fatal errors, and hands the app to the next epoch's
+/// (which reads the tip and the epoch, and hands the app to the next epoch's
 /// replica).
 #[derive(Clone, Debug)]
 pub struct SharedChainApp(pub Arc<Mutex<ChainApp>>);
@@ -920,15 +910,15 @@ impl SharedChainApp {
 }
 
 impl Application for SharedChainApp {
-    fn propose(&mut self, parent: &Block) -> Payload {
+    fn propose(&mut self, parent: &Block) -> Result<Payload, AppError> {
         self.lock().propose(parent)
     }
 
-    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), String> {
+    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), AppError> {
         self.lock().verify(parent, block)
     }
 
-    fn commit(&mut self, block: &Block) {
+    fn commit(&mut self, block: &Block) -> Result<(), AppError> {
         self.lock().commit(block)
     }
 

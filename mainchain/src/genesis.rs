@@ -412,24 +412,24 @@ impl Genesis {
 
     /// The state before block 1: balances, and a stake record at each validator's account.
     pub fn initial_state(&self) -> State {
-        let mut state = State::with_capacity(self.accounts.len() + self.validators.len());
-        for (address, balance) in &self.accounts {
-            // A balance key holds an amount, so this cannot fail.
-            let _ = state.set(
+        let balances = self.accounts.iter().map(|(address, balance)| {
+            (
                 StateKey::Balance(*address, AssetId::NATIVE),
                 StateValue::Amount(*balance),
-            );
-        }
-        for v in &self.validators {
-            let _ = state.set(
+            )
+        });
+        let stakes = self.validators.iter().map(|v| {
+            (
                 StateKey::Validator(v.address()),
                 StateValue::Validator(ValidatorRecord {
                     stake: v.stake,
                     key: *v.bls_key.as_bytes(),
                 }),
-            );
-        }
-        state
+            )
+        });
+        // Balance keys hold amounts and validator keys records, so this cannot fail; the
+        // empty state stands in if it ever did (its root would not match any block).
+        State::from_entries(balances.chain(stakes)).unwrap_or_default()
     }
 
     /// The network's id: this genesis block's id (the genesis of the main chain names the

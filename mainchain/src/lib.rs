@@ -44,8 +44,9 @@
 //! committed block, its receipt summaries, its packets, its state writes, the proofs of
 //! possession of keys first staked in it, the committed tip and, when it ends an epoch, the
 //! next epoch's record are written in **one** batch with `Durability::Sync`. Memory is updated
-//! only after that write succeeds; a failed write is kept for [`ChainApp::take_fatal`] and the
-//! app commits nothing more, so the node stops rather than diverges. Consensus safety data is
+//! only after that write succeeds; a failed write makes `commit` return a fatal
+//! [`banyan_consensus::AppError`], which stops the replica, and the app commits nothing more,
+//! so the node stops rather than diverges. Consensus safety data is
 //! written synced before the replica signs.
 //!
 //! # Identity

@@ -14,6 +14,7 @@
 //! | `Blocks` | `B` block id (32) | [`Block`] (committed or not) |
 //! | `Blocks` | `R` height (8, BE) | receipt summaries of the committed block |
 //! | `Headers` | `H` height (8, BE) | id of the committed block at that height |
+//! | `Headers` | `K` height (8, BE) | [`CertifiedHeader`]: the commit proof of the block at that height (kept for the last block of each commit) |
 //! | `State` | `S` encoded [`StateKey`] | committed [`StateValue`] (absent = default) |
 //! | `Outbox` | `O` height (8, BE) | packets sent by the committed block |
 //! | `Consensus` | `F` | [`SafetyData`] |
@@ -34,7 +35,9 @@ use banyan_consensus::{
 use banyan_core::certificate::{Committee, QuorumCertificate};
 use banyan_core::codec::{self, BoundedVec, Bytes, Decode, Encode};
 use banyan_core::hash::Digest;
-use banyan_core::header::{Block, MAX_BLOCK_BYTES, MAX_TXS_PER_BLOCK};
+use banyan_core::header::{
+    Block, BlockHeader, CertifiedHeader, MAX_BLOCK_BYTES, MAX_CERTIFIED_HEADERS, MAX_TXS_PER_BLOCK,
+};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce};
 use banyan_core::keys::{BlsPublicKey, KeyError, ProofOfPossession};
 use banyan_core::tx::{Outbox, Packet, StateKey};
@@ -59,6 +62,7 @@ const TAG_OUTBOX: u8 = b'O';
 const TAG_SAFETY: u8 = b'F';
 const TAG_HIGH_QC: u8 = b'Q';
 const TAG_COMMITTED: u8 = b'C';
+const TAG_COMMIT_PROOF: u8 = b'K';
 
 /// Most bytes of a receipt failure message kept.
 pub const MAX_FAILURE_BYTES: usize = 512;
@@ -334,18 +338,17 @@ impl ChainStore {
     /// The whole committed state.
     pub fn load_state(&self) -> Result<State, ChainError> {
         let prefix = self.key(TAG_STATE, &[]);
-        let mut state = State::new();
+        let mut entries = Vec::new();
         for entry in self.store.iter_prefix(Column::State, &prefix) {
             let (k, v) = entry?;
             let key: StateKey = codec::decode(&k[prefix.len()..], SMALL_LIMIT)
                 .map_err(|e| corrupt("state key", e))?;
             let value: StateValue =
                 codec::decode(&v, SMALL_LIMIT).map_err(|e| corrupt("state value", e))?;
-            state
-                .set(key, value)
-                .map_err(|e| corrupt("state entry", e))?;
+            entries.push((key, value));
         }
-        Ok(state)
+        // One bottom-up build of the tree; blocks then hash only the paths they change.
+        State::from_entries(entries).map_err(|e| corrupt("state entry", e))
     }
 
     /// Every stored proof of possession, checked again, as a key book.
@@ -441,8 +444,99 @@ impl ChainStore {
             &self.key(TAG_EPOCH_PROOF, &epoch.0.to_be_bytes()),
             proof,
         );
+        // The epoch's last block is committed by this proof: keep it as that block's too.
+        self.put_commit_proof_into(&mut batch, proof)?;
         self.store.write(batch, Durability::Sync)?;
         Ok(())
+    }
+
+    fn put_commit_proof_into(
+        &self,
+        batch: &mut WriteBatch,
+        proof: &CertifiedHeader,
+    ) -> Result<(), ChainError> {
+        let Some(header) = proof.header() else {
+            return Err(ChainError::Invalid("a commit proof without headers".into()));
+        };
+        if header.chain != self.chain {
+            return Err(ChainError::Invalid(format!(
+                "the commit proof is for chain {}, not chain {}",
+                header.chain, self.chain
+            )));
+        }
+        batch.put(
+            Column::Headers,
+            &self.key(TAG_COMMIT_PROOF, &header.height.0.to_be_bytes()),
+            proof,
+        );
+        Ok(())
+    }
+
+    /// Keep the commit proof of a committed block (the consensus gives one with every commit,
+    /// for its last block). Losing it in a crash costs nothing but a longer proof: the next
+    /// one proves this block too.
+    pub fn put_commit_proof(&self, proof: &CertifiedHeader) -> Result<(), ChainError> {
+        let mut batch = WriteBatch::new();
+        self.put_commit_proof_into(&mut batch, proof)?;
+        self.store.write(batch, Durability::Buffered)?;
+        Ok(())
+    }
+
+    /// The commit proof of the committed block at `height`: the nearest stored proof at or
+    /// above it, with the headers between prepended. `Ok(None)` when nothing at or above that
+    /// height has a proof yet (genesis never has one: nothing certifies it); an error when the
+    /// nearest proof is too far up to carry the headers between (more than
+    /// [`MAX_CERTIFIED_HEADERS`] in all).
+    pub fn certified_header(&self, height: Height) -> Result<Option<CertifiedHeader>, ChainError> {
+        if height.0 == 0 {
+            return Ok(None);
+        }
+        let prefix = self.key(TAG_COMMIT_PROOF, &[]);
+        let Some(entry) = self
+            .store
+            .iter_prefix_from(Column::Headers, &prefix, &height.0.to_be_bytes())
+            .next()
+        else {
+            return Ok(None);
+        };
+        let (key, bytes) = entry?;
+        let proof: CertifiedHeader = codec::decode(&bytes, MAX_MESSAGE_BYTES)
+            .map_err(|e| corrupt(format!("chain {} commit proof", self.chain), e))?;
+        let at = key
+            .get(prefix.len()..)
+            .and_then(|k| <[u8; 8]>::try_from(k).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| corrupt(format!("chain {} commit proof", self.chain), "bad key"))?;
+        if at == height.0 {
+            return Ok(Some(proof));
+        }
+        let between = at - height.0;
+        let total = between as usize + proof.headers.len();
+        if between > MAX_CERTIFIED_HEADERS as u64 || total > MAX_CERTIFIED_HEADERS {
+            return Err(ChainError::Invalid(format!(
+                "block {height} is {between} blocks below its nearest commit proof (height {at}); a \
+                 certified header carries at most {MAX_CERTIFIED_HEADERS} headers: ask for a height \
+                 nearer to it"
+            )));
+        }
+        let mut headers: Vec<BlockHeader> = Vec::with_capacity(total);
+        for h in height.0..at {
+            let block = self.block_by_height(Height(h))?.ok_or_else(|| {
+                corrupt(
+                    format!("chain {} block at height {h}", self.chain),
+                    "below a commit proof but not committed",
+                )
+            })?;
+            headers.push(block.header);
+        }
+        headers.extend(proof.headers.iter().cloned());
+        Ok(Some(CertifiedHeader {
+            // At most MAX_CERTIFIED_HEADERS, checked above.
+            headers: BoundedVec::new(headers).map_err(|_| {
+                ChainError::Invalid("too many headers for a certified header".into())
+            })?,
+            commit_qc: proof.commit_qc,
+        }))
     }
 
     fn put_epoch(&self, batch: &mut WriteBatch, record: &EpochRecord) {
@@ -577,27 +671,16 @@ impl ChainStore {
 }
 
 impl BlockStore for ChainStore {
-    fn get(&self, id: &Digest) -> Option<Block> {
-        match self.block_by_id(id) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(chain = %self.chain, block = %id, error = %e, "cannot read block");
-                None
-            }
-        }
+    fn get(&self, id: &Digest) -> Result<Option<Block>, StorageError> {
+        self.block_by_id(id)
+            .map_err(|e| self.storage_error(&format!("read block {id}"), e))
     }
 
-    fn contains(&self, id: &Digest) -> bool {
-        match self
-            .store
+    fn contains(&self, id: &Digest) -> Result<bool, StorageError> {
+        self.store
             .get_raw(Column::Blocks, &self.key(TAG_BLOCK, &id.0))
-        {
-            Ok(v) => v.is_some(),
-            Err(e) => {
-                tracing::error!(chain = %self.chain, block = %id, error = %e, "cannot read block");
-                false
-            }
-        }
+            .map(|v| v.is_some())
+            .map_err(|e| self.storage_error(&format!("read block {id}"), e))
     }
 
     fn insert(&mut self, block: Block) -> Result<(), StorageError> {

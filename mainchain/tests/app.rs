@@ -73,9 +73,8 @@ fn leader_and_follower_agree() {
     b.verify(&b1, &b2).unwrap();
 
     for app in [&mut a, &mut b] {
-        app.commit(&b1);
-        app.commit(&b2);
-        assert!(app.take_fatal().is_none());
+        app.commit(&b1).expect("commits");
+        app.commit(&b2).expect("commits");
     }
     assert_eq!(a.committed_tip(), b.committed_tip());
     assert_eq!(a.committed_tip().height, Height(2));
@@ -175,13 +174,13 @@ fn follower_refuses_bad_blocks() {
     // Wrong state root.
     let mut bad = good.clone();
     bad.header.state_root = banyan_core::hash::Digest([1; 32]);
-    let e = b.verify(&genesis, &bad).unwrap_err();
+    let e = refused(b.verify(&genesis, &bad));
     assert!(e.contains("state root"), "{e}");
 
     // Wrong outbox root.
     let mut bad = good.clone();
     bad.header.outbox_root = banyan_core::hash::Digest([2; 32]);
-    let e = b.verify(&genesis, &bad).unwrap_err();
+    let e = refused(b.verify(&genesis, &bad));
     assert!(e.contains("outbox root"), "{e}");
 
     // Bad signature (the ids, hence the tx root, do not cover signatures).
@@ -196,7 +195,7 @@ fn follower_refuses_bad_blocks() {
         },
         1,
     );
-    let e = b.verify(&genesis, &bad).unwrap_err();
+    let e = refused(b.verify(&genesis, &bad));
     assert!(
         e.contains("transaction 1") && e.contains("bad signature"),
         "{e}"
@@ -222,7 +221,7 @@ fn follower_refuses_bad_blocks() {
         },
         1,
     );
-    let e = b.verify(&genesis, &bad).unwrap_err();
+    let e = refused(b.verify(&genesis, &bad));
     assert!(e.contains("below the minimum"), "{e}");
 
     // Admission failures: a replayed nonce, and a sender who cannot pay the fee. Give them
@@ -241,7 +240,7 @@ fn follower_refuses_bad_blocks() {
             },
             1,
         );
-        let e = b.verify(&genesis, &bad).unwrap_err();
+        let e = refused(b.verify(&genesis, &bad));
         assert!(e.contains("admission"), "{e}");
     }
 
@@ -257,13 +256,12 @@ fn follower_refuses_bad_blocks() {
         },
         1,
     );
-    let e = b.verify(&genesis, &bad).unwrap_err();
+    let e = refused(b.verify(&genesis, &bad));
     assert!(e.contains("limit"), "{e}");
 
     // The good block passes, and the refused ones changed nothing.
     b.verify(&genesis, &good).unwrap();
-    b.commit(&good);
-    assert!(b.take_fatal().is_none());
+    b.commit(&good).expect("commits");
     assert_eq!(b.committed_tip().state_root, good.header.state_root);
 }
 
@@ -291,8 +289,17 @@ fn parallel_and_serial_execution_agree() {
     let b1 = propose(&mut serial, &genesis, 1);
     assert_eq!(b1.txs.len(), 320);
     parallel.verify(&genesis, &b1).unwrap();
-    serial.commit(&b1);
-    parallel.commit(&b1);
+    serial.commit(&b1).expect("commits");
+    parallel.commit(&b1).expect("commits");
     assert_eq!(serial.state().root(), parallel.state().root());
     assert_eq!(tip_block(&serial), tip_block(&parallel));
+}
+
+/// The reason a block was refused, checking that it was refused as invalid (the node goes
+/// on), not as a failure of this node (which would stop it).
+fn refused(r: Result<(), banyan_consensus::AppError>) -> String {
+    match r {
+        Err(banyan_consensus::AppError::Invalid(why)) => why,
+        other => panic!("expected an invalid block, got {other:?}"),
+    }
 }

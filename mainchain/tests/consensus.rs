@@ -174,7 +174,7 @@ fn replicas_commit_and_change_epoch() {
                     }
                 }
                 Output::SetTimer { deadline_ms } => timers.push((from, deadline_ms)),
-                Output::Commit(_) | Output::Evidence(_) | Output::EpochChange(_) => {}
+                Output::Commit { .. } | Output::Evidence(_) | Output::EpochChange(_) => {}
             }
         }
     };
@@ -256,8 +256,7 @@ fn replicas_commit_and_change_epoch() {
         }
     }
     for n in &nodes {
-        let mut app = n.app.lock();
-        assert!(app.take_fatal().is_none());
+        assert!(!n.app.lock().has_failed());
     }
     for n in &nodes[..3] {
         let app = n.app.lock();

@@ -5,7 +5,7 @@ mod common;
 
 use banyan_consensus::Application;
 use banyan_core::ids::{Height, Nonce};
-use banyan_mainchain::{ChainApp, ChainError, ChainStore, NoopObserver};
+use banyan_mainchain::{ChainApp, ChainStore, NoopObserver};
 use common::*;
 
 #[test]
@@ -27,8 +27,7 @@ fn reopen_keeps_tip_state_and_balances() {
             );
             let b = propose(&mut app, &parent, h + 1);
             assert_eq!(b.txs.len(), 5);
-            app.commit(&b);
-            assert!(app.take_fatal().is_none());
+            app.commit(&b).expect("commits");
             blocks.push(b.clone());
             parent = b;
         }
@@ -50,9 +49,8 @@ fn reopen_keeps_tip_state_and_balances() {
     );
 
     // Committing an already committed block is a no-op.
-    app.commit(&blocks[2]);
-    app.commit(&blocks[0]);
-    assert!(app.take_fatal().is_none());
+    app.commit(&blocks[2]).expect("commits");
+    app.commit(&blocks[0]).expect("commits");
     assert_eq!(app.committed_tip(), tip);
 
     // And the chain goes on.
@@ -63,8 +61,7 @@ fn reopen_keeps_tip_state_and_balances() {
     );
     let b4 = propose(&mut app, &blocks[2], 4);
     assert_eq!(b4.txs.len(), 1);
-    app.commit(&b4);
-    assert!(app.take_fatal().is_none());
+    app.commit(&b4).expect("commits");
     assert_eq!(app.committed_tip().height, Height(4));
 }
 
@@ -76,11 +73,14 @@ fn out_of_order_commit_is_fatal() {
     let genesis = f.genesis.block();
     let b1 = propose(&mut app, &genesis, 1);
     let b2 = propose(&mut app, &b1, 2);
-    app.commit(&b2);
-    let e = app.take_fatal().expect("skipping a height is fatal");
-    assert!(matches!(e, ChainError::OutOfOrder { .. }), "{e}");
+    let e = app.commit(&b2).expect_err("skipping a height is fatal");
+    assert!(e.is_fatal(), "{e}");
+    assert!(
+        e.to_string().contains("commits must come in height order"),
+        "{e}"
+    );
     // Nothing more commits after a fatal failure.
-    app.commit(&b1);
+    app.commit(&b1).expect_err("the app failed before");
     assert_eq!(app.committed_tip().height, Height(0));
     assert!(app.has_failed());
 }

@@ -95,8 +95,7 @@ fn submit(app: &ChainApp, pool: &Mempool, txs: &[SignedTx]) -> Vec<bool> {
 /// Propose on `parent`, commit, and return the block.
 fn next(app: &mut ChainApp, parent: &Block) -> Block {
     let b = propose(app, parent, parent.header.height.0 + 1);
-    app.commit(&b);
-    assert!(app.take_fatal().is_none());
+    app.commit(&b).expect("commits");
     b
 }
 
@@ -339,7 +338,7 @@ fn equivocation_report_slashes_and_removes_the_validator_at_the_next_epoch() {
             },
             3,
         );
-        let why = app.verify(&b2, &smuggled).unwrap_err();
+        let why = app.verify(&b2, &smuggled).unwrap_err().to_string();
         assert!(why.contains("equivocation evidence"), "{why}");
     }
     assert_eq!(app.committed_tip().state_root, root);
@@ -514,7 +513,7 @@ fn unstaked_coins_arrive_exactly_at_the_release_boundary() {
         let b = next(&mut app, &parent);
         // Another node re-executes every block to the same state root, the paying one too.
         follower.verify(&parent, &b).expect("same execution");
-        follower.commit(&b);
+        follower.commit(&b).expect("commits");
         assert_eq!(follower.committed_tip(), app.committed_tip());
         if h == 1 {
             assert_eq!(

@@ -58,21 +58,21 @@ fn consensus_data_survives_reopen_and_chains_are_apart() {
         main.set_high_qc(&q).unwrap();
         SafetyStorage::store(&mut main, &safety).unwrap();
         // The sidechain sees none of it.
-        assert!(!side.contains(&id));
-        assert!(BlockStore::get(&side, &id).is_none());
+        assert!(!side.contains(&id).expect("readable"));
+        assert!(BlockStore::get(&side, &id).expect("readable").is_none());
         assert_eq!(BlockStore::committed(&side), None);
         assert!(side.high_qc().is_none());
         assert_eq!(SafetyStorage::load(&side).unwrap(), None);
     }
     let store = open_store(dir.path());
     let main = ChainStore::new(store.clone(), ChainId::MAIN);
-    assert!(main.contains(&id));
-    assert_eq!(BlockStore::get(&main, &id), Some(block));
+    assert!(main.contains(&id).expect("readable"));
+    assert_eq!(BlockStore::get(&main, &id).expect("readable"), Some(block));
     assert_eq!(BlockStore::committed(&main), Some(id));
     assert_eq!(main.high_qc(), Some(q));
     assert_eq!(SafetyStorage::load(&main).unwrap(), Some(safety));
     let side = ChainStore::new(store, ChainId(5));
-    assert!(!side.contains(&id));
+    assert!(!side.contains(&id).expect("readable"));
 }
 
 #[test]

@@ -153,6 +153,26 @@ pub struct BlockView {
     pub txs: Vec<TxView>,
 }
 
+/// A committed block's commit proof ([`banyan_core::header::CertifiedHeader`]): what a light
+/// client of the chain checks against the committee of the block's epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertifiedHeaderView {
+    /// Chain id.
+    pub chain: u32,
+    /// Height of the committed block.
+    pub height: u64,
+    /// Its id (hex).
+    pub id: String,
+    /// Its epoch (the committee that certified it).
+    pub epoch: u64,
+    /// Headers in the proof: the block and its descendants up to the certified one.
+    pub headers: usize,
+    /// Committee indices that signed the commit QC.
+    pub signers: Vec<usize>,
+    /// The canonical encoding of the `CertifiedHeader` (hex).
+    pub proof: String,
+}
+
 /// One validator of the registry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidatorView {
@@ -196,6 +216,13 @@ pub trait NodeApi: Send + Sync + 'static {
     ) -> Result<AccountView, ApiError>;
     /// The committed block at `height` on `chain` (`None`: the latest).
     fn block(&self, chain: ChainId, height: Option<u64>) -> Result<BlockView, ApiError>;
+    /// The commit proof of the committed block at `height` on `chain` (`None`: the latest
+    /// block that has one).
+    fn certified_header(
+        &self,
+        chain: ChainId,
+        height: Option<u64>,
+    ) -> Result<CertifiedHeaderView, ApiError>;
     /// The validator set of `chain`.
     fn validators(&self, chain: ChainId) -> Result<ValidatorsView, ApiError>;
     /// The node's status.

@@ -1166,10 +1166,10 @@ impl Driver {
                     b.header.height.0
                 ));
             }
-            self.app.lock().commit(&b);
-            if let Some(e) = self.app.lock().take_fatal() {
-                return Err(anyhow!("storage failed while following: {e}"));
-            }
+            self.app
+                .lock()
+                .commit(&b)
+                .map_err(|e| anyhow!("storage failed while following: {e}"))?;
             parent = b;
         }
         let mut blocks_store = self.store.clone();
@@ -1197,15 +1197,12 @@ impl Driver {
     }
 
     fn after(&mut self, out: Vec<Output>, res: Result<(), ConsensusError>) -> Result<()> {
-        if let Some(e) = self.app.lock().take_fatal() {
-            return Err(anyhow!(
-                "storage failed while committing: {e}; the node stops so it cannot diverge \
-                 (check the disk, then restart)"
-            ));
-        }
         if let Err(e) = &res {
             if e.is_fatal() {
-                return Err(anyhow!("consensus cannot continue: {e}"));
+                return Err(anyhow!(
+                    "consensus cannot continue: {e}; the node stops so it cannot diverge \
+                     (check the disk, then restart)"
+                ));
             }
             self.metrics
                 .consensus_rejected
@@ -1227,7 +1224,13 @@ impl Driver {
                     }
                 }
                 Output::SetTimer { deadline_ms } => self.deadline_ms = deadline_ms,
-                Output::Commit(blocks) => {
+                Output::Commit { blocks, certified } => {
+                    if let Err(e) = self.store.put_commit_proof(&certified) {
+                        tracing::warn!(
+                            chain = self.chain.0, error = %e,
+                            "cannot keep a commit proof; the next one proves the block too"
+                        );
+                    }
                     let stake_change = blocks.iter().any(|b| {
                         b.txs.iter().any(|t| {
                             matches!(

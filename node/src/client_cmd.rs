@@ -147,6 +147,9 @@ pub enum QueryCommand {
     Balance(BalanceArgs),
     /// Print a committed block (the latest without HEIGHT).
     Block(BlockArgs),
+    /// Print a committed block's commit proof: its header and descendants up to the block a
+    /// quorum of the committee certified (what a light client checks).
+    CertifiedHeader(BlockArgs),
     /// Print the current committee and the validator registry.
     Validators(ValidatorsArgs),
 }
@@ -569,6 +572,24 @@ pub fn query(cmd: QueryCommand, out: &mut dyn Write) -> Result<()> {
                     tx.id, tx.kind, tx.sender, tx.nonce, tx.fee
                 )?;
             }
+        }
+        QueryCommand::CertifiedHeader(args) => {
+            let client = args.rpc.connect()?;
+            let view = client.certified_header_on(ChainId(args.chain), args.height)?;
+            if args.json {
+                return print_json(out, &view);
+            }
+            writeln!(
+                out,
+                "chain {} block {} ({}), epoch {}",
+                view.chain, view.height, view.id, view.epoch
+            )?;
+            writeln!(
+                out,
+                "committed: {} header(s) up to the certified block, signed by members {:?}",
+                view.headers, view.signers
+            )?;
+            writeln!(out, "proof (hex): {}", view.proof)?;
         }
         QueryCommand::Validators(args) => {
             let client = args.rpc.connect()?;

@@ -3,7 +3,8 @@
 //! all cleanly on Ctrl-C or SIGTERM.
 
 use crate::api::{
-    AccountView, ApiError, BlockView, NodeApi, NodeStatus, Submitted, TxView, ValidatorsView,
+    AccountView, ApiError, BlockView, CertifiedHeaderView, NodeApi, NodeStatus, Submitted, TxView,
+    ValidatorsView,
 };
 use crate::chain::{ChainInstance, ChainSetup};
 use crate::config::{NodeConfig, VerifiedPeer};
@@ -96,7 +97,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let store = Arc::new(store);
     let metrics = Metrics::new();
 
-    let net_cfg = NetConfig::new(
+    let mut net_cfg = NetConfig::new(
         cfg.p2p_listen,
         keys.network.to_bytes(),
         peers
@@ -107,6 +108,9 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
             })
             .collect(),
     );
+    // Any message the consensus accepts must fit a frame (a block of the largest size).
+    net_cfg.max_frame_bytes = crate::wire::MAX_FRAME_BYTES;
+    net_cfg.queue_bytes = net_cfg.queue_bytes.max(2 * crate::wire::MAX_FRAME_BYTES);
     let (network, receivers) = Network::start(net_cfg)
         .await
         .map_err(|e| anyhow!("cannot start the QUIC network on {}: {e}", cfg.p2p_listen))?;
@@ -372,13 +376,13 @@ impl Node {
         let mut blocks = Vec::new();
         let mut bytes = 0usize;
         let mut h = lo.max(1);
-        while h <= hi
-            && blocks.len() < wire::MAX_BLOCKS_PER_FRAME
-            && bytes < wire::BLOCKS_FRAME_BUDGET
-        {
+        while h <= hi && blocks.len() < wire::MAX_BLOCKS_PER_FRAME {
             match instance.store.block_by_height(Height(h)) {
                 Ok(Some(b)) => {
-                    bytes += banyan_core::codec::encoded_len(&b);
+                    bytes = bytes.saturating_add(banyan_core::codec::encoded_len(&b));
+                    if !blocks.is_empty() && bytes > wire::BLOCKS_FRAME_BUDGET {
+                        break;
+                    }
                     blocks.push(b);
                 }
                 _ => break,
@@ -591,6 +595,43 @@ impl NodeApi for Node {
                     }
                 })
                 .collect(),
+        })
+    }
+
+    fn certified_header(
+        &self,
+        chain: ChainId,
+        height: Option<u64>,
+    ) -> Result<CertifiedHeaderView, ApiError> {
+        let c = self.chain(chain)?;
+        // Each commit stores the proof of its last block, so the tip has one (unless a crash
+        // lost it, or the node followed the chain from epoch proofs).
+        let tip = c.shared().status.height;
+        let wanted = height.unwrap_or(tip);
+        let proof = match c.store.certified_header(Height(wanted)) {
+            Ok(p) => p,
+            Err(banyan_mainchain::ChainError::Invalid(why)) => {
+                return Err(ApiError::NotFound(why));
+            }
+            Err(e) => return Err(storage(e)),
+        };
+        let proof = proof.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no commit proof for height {wanted} (committed up to {tip}; genesis has none, \
+                 and a block without its own proof is proven by the next one stored)"
+            ))
+        })?;
+        let header = proof
+            .header()
+            .ok_or_else(|| ApiError::Unavailable("a stored commit proof has no header".into()))?;
+        Ok(CertifiedHeaderView {
+            chain: chain.0,
+            height: header.height.0,
+            id: header.id().to_hex(),
+            epoch: proof.epoch().0,
+            headers: proof.headers.len(),
+            signers: proof.commit_qc.signers.signers().collect(),
+            proof: hex::encode(banyan_core::codec::encode(&proof)),
         })
     }
 

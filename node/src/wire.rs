@@ -12,19 +12,34 @@
 //! Decoding is bounded: a frame never makes the node allocate more than its own length, and
 //! every failure is a typed error naming what was wrong.
 
-use banyan_consensus::Message;
+use banyan_consensus::{Message, MAX_MESSAGE_BYTES};
 use banyan_core::codec::{self, BoundedVec};
 use banyan_core::header::{Block, MAX_BLOCK_BYTES};
 use banyan_core::ids::ChainId;
 use banyan_core::tx::{SignedTx, MAX_TX_BYTES};
 use bytes::Bytes;
 
+/// The largest frame a node sends or accepts: a consensus message of the largest size the
+/// consensus decodes ([`MAX_MESSAGE_BYTES`], which holds a block of [`MAX_BLOCK_BYTES`]) with
+/// its 5-byte prefix. The transport's limit is set to this, so any block the consensus accepts
+/// can travel; sync answers stay far below it (`max_sync_response_bytes`,
+/// [`BLOCKS_FRAME_BUDGET`]).
+pub const MAX_FRAME_BYTES: usize = 5 + MAX_MESSAGE_BYTES;
+
+// The transport's length prefix is a u32. A sync answer or a kind-3 frame carries blocks up to
+// its budget or one block, whichever is more, so it fits a frame when the budget does not pass
+// the largest block.
+const _: () = assert!(MAX_FRAME_BYTES <= u32::MAX as usize);
+const _: () = assert!(BLOCKS_FRAME_BUDGET <= MAX_BLOCK_BYTES);
+const _: () = assert!(banyan_consensus::DEFAULT_SYNC_RESPONSE_BYTES <= MAX_BLOCK_BYTES);
+
 /// Most transactions in one gossip frame.
 pub const MAX_GOSSIP_TXS: usize = 4_096;
 
 /// Most blocks in one kind-3 frame.
 pub const MAX_BLOCKS_PER_FRAME: usize = 64;
-/// A kind-3 frame stops adding blocks past this many bytes (it always carries at least one).
+/// A kind-3 frame adds no block that would take it past this many bytes (it always carries at
+/// least one).
 pub const BLOCKS_FRAME_BUDGET: usize = 8 << 20;
 
 /// A decoded frame body.

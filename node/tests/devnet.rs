@@ -4,6 +4,7 @@
 mod cluster;
 mod promtool;
 
+use banyan_core::header::CertifiedHeader;
 use banyan_core::ids::{Amount, ChainId, Nonce};
 use banyan_core::tx::{TxBody, TxKind};
 use banyan_node::chain::signed_votes;
@@ -75,6 +76,7 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     // Every node: same balances, same blocks, same state roots.
     let h = min_height(&c, &[0, 1, 2, 3]).await;
     assert_same_chain(&c, &[0, 1, 2, 3], h).await;
+    check_certified_headers(&c, h).await;
     let spent: u128 = (0..1_000u64).map(|i| 1 + u128::from(i % 7) + 1).sum();
     for i in 0..4 {
         let a = c.account(i, public.account_address).await;
@@ -165,6 +167,59 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     for i in 0..4 {
         c.stop(i);
     }
+}
+
+/// Every committed block, the newest included, is served with a commit proof that verifies
+/// against the genesis committee and names the block every node committed; a tampered proof
+/// fails; the CLI prints the same.
+async fn check_certified_headers(c: &Cluster, h: u64) {
+    let genesis =
+        banyan_mainchain::Genesis::from_file(&c.nodes[0].config.genesis).expect("genesis");
+    let committee = genesis.committee();
+    for height in [1, h / 2, h.saturating_sub(1), h]
+        .into_iter()
+        .filter(|x| *x >= 1)
+    {
+        for i in 0..4 {
+            let view = c
+                .client(i)
+                .certified_header_on(ChainId::MAIN, Some(height))
+                .await
+                .unwrap_or_else(|e| panic!("node {i} height {height}: {e}"));
+            let bytes = hex::decode(&view.proof).expect("hex");
+            let proof: CertifiedHeader =
+                banyan_core::codec::decode(&bytes, 1 << 20).expect("a certified header");
+            let header = proof.verify(&committee).expect("the proof verifies");
+            assert_eq!(header.height.0, height);
+            assert_eq!(header.id().to_hex(), c.block(0, height).await.id);
+            assert_eq!(view.id, header.id().to_hex());
+            assert!(view.signers.len() >= 3, "{view:?}");
+            let mut forged = proof.clone();
+            forged.commit_qc.data.round.0 += 1;
+            assert!(forged.verify(&committee).is_err(), "a forged QC passes");
+        }
+    }
+    // Genesis has no proof; nor does a height not yet committed.
+    for bad in [0, h + 1_000] {
+        let err = c
+            .client(0)
+            .certified_header_on(ChainId::MAIN, Some(bad))
+            .await
+            .expect_err("no proof");
+        assert!(err.to_string().contains("no commit proof"), "{err}");
+    }
+    let out = std::process::Command::new(cluster::EXE)
+        .args(["query", "certified-header", "1", "--json", "--rpc"])
+        .arg(c.nodes[0].rpc_url())
+        .output()
+        .expect("run banyan query certified-header");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(view["height"].as_u64(), Some(1), "{view}");
 }
 
 /// `(name, nice)` of every thread of process `pid` (from /proc).

@@ -187,6 +187,26 @@ impl Store {
         }
     }
 
+    /// Like [`iter_prefix`](Self::iter_prefix), starting at the first key at or after
+    /// `prefix || start` (keys in order, so a big-endian number in `start` seeks to the first
+    /// entry numbered at least that).
+    pub fn iter_prefix_from(&self, column: Column, prefix: &[u8], start: &[u8]) -> PrefixIter<'_> {
+        match self.cf(column) {
+            Ok(cf) => {
+                let (opts, _) = prefix_scan(prefix);
+                let mut from = prefix.to_vec();
+                from.extend_from_slice(start);
+                let inner = self.db.iterator_cf_opt(
+                    cf,
+                    opts,
+                    IteratorMode::From(&from, Direction::Forward),
+                );
+                PrefixIter::new(inner, prefix, &self.path)
+            }
+            Err(e) => PrefixIter::failed(e, &self.path),
+        }
+    }
+
     /// A consistent view of the store as it is now, unaffected by later writes.
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot::new(self)

@@ -34,7 +34,7 @@ use std::rc::Rc;
 pub use byzantine::Behavior;
 pub use checker::{DoubleSignDetector, SafetyChecker};
 
-use crate::app::EmptyBlocks;
+use crate::app::{AppError, Application, EmptyBlocks, Payload};
 use crate::crypto::SharedVerifier;
 use crate::error::{ConsensusError, StorageError};
 use crate::leader::{LeaderElection, RoundRobin, VrfLeaders};
@@ -176,6 +176,11 @@ pub struct SimConfig {
     /// Blocks per epoch (`None`: one epoch). Each epoch's committee has the same members
     /// (a new [`Committee`] of the next epoch) and a new leader seed.
     pub epoch_length: Option<u64>,
+    /// Transfers in every proposed block (0: empty blocks), so messages have real sizes.
+    pub block_txs: usize,
+    /// The transport's frame limit: a message whose encoding is larger is refused at the
+    /// sender, as the QUIC transport does (`None`: no limit).
+    pub max_message_bytes: Option<usize>,
 }
 
 impl SimConfig {
@@ -200,6 +205,8 @@ impl SimConfig {
             liveness_bound_ms: 20_000,
             stop_after_commits: None,
             epoch_length: None,
+            block_txs: 0,
+            max_message_bytes: None,
         }
     }
 }
@@ -211,6 +218,11 @@ pub struct SimReport {
     pub seed: u64,
     /// Heights where honest nodes committed different blocks.
     pub safety_violations: usize,
+    /// Commits by honest nodes whose commit proof did not verify against the committee or
+    /// did not name the last block committed.
+    pub bad_commit_proofs: usize,
+    /// Messages refused at the sender for exceeding `max_message_bytes`.
+    pub oversized_messages: u64,
     /// Honest validators that signed two different messages of one kind in one round.
     pub double_signs: usize,
     /// Whether some honest node failed to commit within the bound after GST.
@@ -558,9 +570,13 @@ impl Simulation {
             LeaderKind::RoundRobin => Box::new(RoundRobin::new(committee.len())),
         };
         let env = Environment {
-            app: Box::new(EmptyBlocks {
-                epoch_length: self.cfg.epoch_length,
-            }),
+            app: Box::new(FilledBlocks::new(
+                EmptyBlocks {
+                    epoch_length: self.cfg.epoch_length,
+                },
+                self.cfg.block_txs,
+                self.cfg.replica.chain,
+            )),
             leaders,
             verifier: Box::new(self.verifier.clone()),
             safety_storage: Box::new(n.disk.clone()),
@@ -817,9 +833,16 @@ impl Simulation {
                         },
                     );
                 }
-                Output::Commit(blocks) => {
+                Output::Commit { blocks, certified } => {
                     if honest {
                         self.record_commits(node, &blocks);
+                        let proven = self
+                            .committee_of(certified.epoch())
+                            .ok()
+                            .and_then(|c| certified.verify(&c).ok().cloned());
+                        if proven.as_ref() != blocks.last().map(|b| &b.header) {
+                            self.report.bad_commit_proofs += 1;
+                        }
                     }
                 }
                 Output::Evidence(e) => {
@@ -827,8 +850,9 @@ impl Simulation {
                     self.evidence.push(*e);
                 }
                 Output::EpochChange(proof) => {
-                    let ending = proof.ending().map(|h| h.id());
-                    let base = ending.and_then(|id| self.nodes[node].blocks.get(&id));
+                    let ending = proof.header().map(|h| h.id());
+                    let base =
+                        ending.and_then(|id| self.nodes[node].blocks.get(&id).ok().flatten());
                     if let Some(base) = base {
                         let n = &mut self.nodes[node];
                         n.epoch = Epoch(proof.epoch().0.saturating_add(1));
@@ -891,6 +915,12 @@ impl Simulation {
 
     fn send(&mut self, from_node: usize, to_index: usize, message: Message) {
         let from_index = self.nodes[from_node].index;
+        if let Some(max) = self.cfg.max_message_bytes {
+            if banyan_core::codec::encoded_len(&message) > max {
+                self.report.oversized_messages += 1;
+                return;
+            }
+        }
         for to in 0..self.nodes.len() {
             if to == from_node || self.nodes[to].index != to_index {
                 continue;
@@ -956,5 +986,59 @@ impl Simulation {
             .iter()
             .map(|n| n.replica.as_ref().map(|r| r.status()))
             .collect()
+    }
+}
+
+/// [`EmptyBlocks`] with `count` copies of one signed transfer in every proposed block, so
+/// that proposals and sync answers have the sizes of a loaded chain (execution is not
+/// simulated: the state root follows the chain as with empty blocks).
+struct FilledBlocks {
+    inner: EmptyBlocks,
+    txs: Vec<banyan_core::tx::SignedTx>,
+}
+
+impl FilledBlocks {
+    fn new(inner: EmptyBlocks, count: usize, chain: ChainId) -> Self {
+        use banyan_core::ids::{Address, Amount, Nonce};
+        use banyan_core::keys::AccountSecretKey;
+        use banyan_core::tx::TxBody;
+        let txs = if count == 0 {
+            Vec::new()
+        } else {
+            let key = AccountSecretKey::from_bytes(&[7; 32]);
+            let tx = TxBody::native_transfer(
+                chain,
+                Digest::ZERO,
+                key.public_key(),
+                Nonce(0),
+                Amount(1),
+                Address([9; 32]),
+                Amount(1),
+            )
+            .sign(&key);
+            vec![tx; count]
+        };
+        FilledBlocks { inner, txs }
+    }
+}
+
+impl Application for FilledBlocks {
+    fn propose(&mut self, parent: &Block) -> Result<Payload, AppError> {
+        Ok(Payload {
+            txs: self.txs.clone(),
+            ..self.inner.propose(parent)?
+        })
+    }
+
+    fn verify(&mut self, parent: &Block, block: &Block) -> Result<(), AppError> {
+        self.inner.verify(parent, block)
+    }
+
+    fn commit(&mut self, block: &Block) -> Result<(), AppError> {
+        self.inner.commit(block)
+    }
+
+    fn ends_epoch(&self, header: &BlockHeader) -> bool {
+        self.inner.ends_epoch(header)
     }
 }

@@ -11,6 +11,7 @@ pub fn run_safe(cfg: SimConfig) -> (SimReport, Vec<banyan_consensus::Evidence>) 
     let evidence = sim.evidence.clone();
     let r = sim.finish();
     assert_eq!(r.safety_violations, 0, "fork: {r:?}");
+    assert_eq!(r.bad_commit_proofs, 0, "commit proofs: {r:?}");
     assert_eq!(r.double_signs, 0, "honest double sign: {r:?}");
     (r, evidence)
 }
@@ -42,6 +43,7 @@ pub fn sweep(n: usize, seeds: std::ops::Range<u64>, config: impl Fn(u64) -> SimC
             .expect("simulation")
             .run();
         assert_eq!(r.safety_violations, 0, "seed {seed}: {r:?}");
+        assert_eq!(r.bad_commit_proofs, 0, "seed {seed}: {r:?}");
         assert_eq!(r.double_signs, 0, "seed {seed}: {r:?}");
         assert!(!r.liveness_failure, "seed {seed}: {r:?}");
         heights += r.committed_height;

@@ -151,9 +151,11 @@ pub fn header() -> impl Strategy<Value = BlockHeader> {
         )
 }
 pub fn certified_header() -> impl Strategy<Value = CertifiedHeader> {
-    (header(), qc()).prop_map(|(header, certificate)| CertifiedHeader {
-        header,
-        certificate,
+    (proptest::collection::vec(header(), 0..4), qc()).prop_map(|(headers, commit_qc)| {
+        CertifiedHeader {
+            headers: BoundedVec::new(headers).expect("at most 3"),
+            commit_qc,
+        }
     })
 }
 pub fn merkle_proof() -> impl Strategy<Value = MerkleProof> {

@@ -109,15 +109,13 @@ fn workload(accounts: usize, txs: usize, seed: u64, keys: &[AccountSecretKey]) -
         .iter()
         .map(|k| k.public_key().address())
         .collect();
-    let mut state = State::with_capacity(accounts);
-    for a in &addresses {
-        state
-            .set(
-                StateKey::Balance(*a, AssetId::NATIVE),
-                StateValue::Amount(Amount(START_BALANCE)),
-            )
-            .map_err(|e| e.to_string())?;
-    }
+    let state = State::from_entries(addresses.iter().map(|a| {
+        (
+            StateKey::Balance(*a, AssetId::NATIVE),
+            StateValue::Amount(Amount(START_BALANCE)),
+        )
+    }))
+    .map_err(|e| e.to_string())?;
     let mut rng = Rng(seed ^ (accounts as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut nonces = vec![0u64; accounts];
     let mut signed = Vec::with_capacity(txs);

@@ -131,7 +131,7 @@ pub fn pool() -> &'static Pool {
             vrf_proof: None,
         };
         let certified = CertifiedHeader {
-            certificate: QuorumCertificate {
+            commit_qc: QuorumCertificate {
                 data: VoteData {
                     chain: header.chain,
                     epoch: header.epoch,
@@ -142,7 +142,7 @@ pub fn pool() -> &'static Pool {
                 signers: SignerBitmap::new(1).expect("one member"),
                 signature: bls_keys[0].sign(b"banyan/dag/test"),
             },
-            header,
+            headers: banyan_core::codec::BoundedVec::new(vec![header]).expect("one header"),
         };
         let inclusion = MerkleProof {
             index: 0,

@@ -212,7 +212,7 @@ pub fn block_from(parent: &Block, payload: Payload, round: u64) -> Block {
 
 /// Propose on `parent` with `app` and return the block.
 pub fn propose(app: &mut ChainApp, parent: &Block, round: u64) -> Block {
-    let payload = app.propose(parent);
+    let payload = app.propose(parent).expect("proposes");
     block_from(parent, payload, round)
 }
 

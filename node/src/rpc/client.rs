@@ -2,10 +2,12 @@
 //! command-line tools ([`BlockingRpcClient`]).
 
 use super::{
-    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_VALIDATORS, RATE_LIMITED, STATUS,
-    SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
+    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER, GET_VALIDATORS,
+    RATE_LIMITED, STATUS, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
-use crate::api::{AccountView, BlockView, NodeStatus, Submitted, ValidatorsView};
+use crate::api::{
+    AccountView, BlockView, CertifiedHeaderView, NodeStatus, Submitted, ValidatorsView,
+};
 use banyan_core::ids::{Address, AssetId, ChainId};
 use banyan_core::tx::SignedTx;
 use bytes::Bytes;
@@ -346,6 +348,20 @@ impl RpcClient {
             .await
     }
 
+    /// The commit proof of the committed block at `height` of `chain`, or of the latest that
+    /// has one (`banyan_getCertifiedHeader`).
+    pub async fn certified_header_on(
+        &self,
+        chain: ChainId,
+        height: Option<u64>,
+    ) -> Result<CertifiedHeaderView, RpcError> {
+        self.typed(
+            GET_CERTIFIED_HEADER,
+            json!({"height": height, "chain": chain.0}),
+        )
+        .await
+    }
+
     /// The validator set of the main chain (`banyan_getValidators`).
     pub async fn validators(&self) -> Result<ValidatorsView, RpcError> {
         self.validators_on(ChainId::MAIN).await
@@ -423,6 +439,16 @@ impl BlockingRpcClient {
     /// See [`RpcClient::block_on`].
     pub fn block_on(&self, chain: ChainId, height: Option<u64>) -> Result<BlockView, RpcError> {
         self.rt.block_on(self.inner.block_on(chain, height))
+    }
+
+    /// See [`RpcClient::certified_header_on`].
+    pub fn certified_header_on(
+        &self,
+        chain: ChainId,
+        height: Option<u64>,
+    ) -> Result<CertifiedHeaderView, RpcError> {
+        self.rt
+            .block_on(self.inner.certified_header_on(chain, height))
     }
 
     /// See [`RpcClient::validators`].

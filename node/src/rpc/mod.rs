@@ -10,6 +10,7 @@
 //! | `banyan_submitTxs` | `txs`: array of tx hex | one `{"id": hex}` or `{"error": {"code", "message"}}` per transaction, in order |
 //! | `banyan_getAccount` | `address`: hex, `chain`?: number (0), `asset`?: hex (native coin) | [`AccountView`](crate::api::AccountView) |
 //! | `banyan_getBlock` | `height`?: number (latest), `chain`?: number (0) | [`BlockView`](crate::api::BlockView) |
+//! | `banyan_getCertifiedHeader` | `height`?: number (latest certified), `chain`?: number (0) | [`CertifiedHeaderView`](crate::api::CertifiedHeaderView) |
 //! | `banyan_getValidators` | `chain`?: number (0) | [`ValidatorsView`](crate::api::ValidatorsView) |
 //! | `banyan_status` | none | [`NodeStatus`](crate::api::NodeStatus) |
 //!
@@ -99,17 +100,20 @@ pub const SUBMIT_TXS: &str = "banyan_submitTxs";
 pub const GET_ACCOUNT: &str = "banyan_getAccount";
 /// `banyan_getBlock`.
 pub const GET_BLOCK: &str = "banyan_getBlock";
+/// `banyan_getCertifiedHeader`.
+pub const GET_CERTIFIED_HEADER: &str = "banyan_getCertifiedHeader";
 /// `banyan_getValidators`.
 pub const GET_VALIDATORS: &str = "banyan_getValidators";
 /// `banyan_status`.
 pub const STATUS: &str = "banyan_status";
 /// Every method the server knows (also the `method` label values of the RPC metrics, besides
 /// `unknown`).
-pub const METHODS: [&str; 6] = [
+pub const METHODS: [&str; 7] = [
     SUBMIT_TX,
     SUBMIT_TXS,
     GET_ACCOUNT,
     GET_BLOCK,
+    GET_CERTIFIED_HEADER,
     GET_VALIDATORS,
     STATUS,
 ];

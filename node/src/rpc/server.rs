@@ -47,9 +47,10 @@
 use super::body::{parse_body, read_body, BodyError, ParseFailure, BUDGET_UNIT_BYTES};
 use super::limiter::{ClientKey, ClientLimits, Clients, ConnectionGuard, Refused};
 use super::{
-    decode_tx_hex, ErrorObject, BODY_TIMEOUT, BUSY, GET_ACCOUNT, GET_BLOCK, GET_VALIDATORS,
-    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHODS, METHOD_NOT_FOUND, PARSE_ERROR,
-    RATE_LIMITED, RESPONSE_TOO_LARGE, STATUS, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
+    decode_tx_hex, ErrorObject, BODY_TIMEOUT, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER,
+    GET_VALIDATORS, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHODS, METHOD_NOT_FOUND,
+    PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, STATUS, SUBMIT_TX, SUBMIT_TXS,
+    TOO_MANY_CONNECTIONS,
 };
 use crate::api::{ApiError, NodeApi, Submitted};
 use crate::metrics::Metrics;
@@ -1009,16 +1010,12 @@ fn call(state: &State, method: &str, params: Option<Value>) -> Result<Vec<u8>, E
             to_json(&api.account(chain, address, asset).map_err(api_err)?)
         }
         GET_BLOCK => {
-            let p = named(params, &["height", "chain"])?;
-            let height = match optional(&p, "height") {
-                None => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .ok_or_else(|| bad_params("`height` must be a non-negative integer"))?,
-                ),
-            };
-            let chain = chain(&p)?;
+            let (chain, height) = chain_and_height(params)?;
             to_json(&api.block(chain, height).map_err(api_err)?)
+        }
+        GET_CERTIFIED_HEADER => {
+            let (chain, height) = chain_and_height(params)?;
+            to_json(&api.certified_header(chain, height).map_err(api_err)?)
         }
         GET_VALIDATORS => {
             let p = named(params, &["chain"])?;
@@ -1128,6 +1125,19 @@ fn required_str<'a>(
             .as_str()
             .ok_or_else(|| bad_params(format!("`{name}` must be a string ({what})"))),
     }
+}
+
+/// The `height`?, `chain`? parameters of the block methods.
+fn chain_and_height(params: Option<Value>) -> Result<(ChainId, Option<u64>), ErrorObject> {
+    let p = named(params, &["height", "chain"])?;
+    let height = match optional(&p, "height") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| bad_params("`height` must be a non-negative integer"))?,
+        ),
+    };
+    Ok((chain(&p)?, height))
 }
 
 fn chain(p: &Map<String, Value>) -> Result<ChainId, ErrorObject> {

@@ -123,6 +123,19 @@ pub fn validators_view() -> ValidatorsView {
 }
 
 impl NodeApi for FakeNode {
+    fn certified_header(
+        &self,
+        chain: ChainId,
+        height: Option<u64>,
+    ) -> Result<banyan_node::api::CertifiedHeaderView, ApiError> {
+        if chain != ChainId::MAIN {
+            return Err(ApiError::UnknownChain(chain.0));
+        }
+        Err(ApiError::NotFound(format!(
+            "no commit proof for height {height:?}"
+        )))
+    }
+
     fn submit(&self, txs: Vec<SignedTx>) -> Vec<Result<Submitted, ApiError>> {
         let mut nonces = self.nonces.lock().unwrap();
         txs.into_iter()
