@@ -219,6 +219,16 @@ fn apply<V>(node: Option<&Node<V>>, depth: usize, changes: &[Change<V>]) -> Opti
     }
 }
 
+/// Sort `items` by path, keeping only the last of the items given for one path.
+fn keep_last_by_path<T>(items: &mut Vec<T>, path: impl Fn(&T) -> Digest) {
+    // A stable sort keeps the given order among equal paths; reversed, `dedup` keeps the
+    // first of each run, which was the last given.
+    items.sort_by_key(|t| path(t));
+    items.reverse();
+    items.dedup_by(|a, b| path(a) == path(b));
+    items.reverse();
+}
+
 /// A persistent sparse Merkle tree over values `V` (see the module docs).
 #[derive(Debug)]
 pub struct SparseMerkleTree<V> {
@@ -248,11 +258,7 @@ impl<V> SparseMerkleTree<V> {
     /// The tree over `leaves`, built bottom-up in one pass (a later leaf with the path of an
     /// earlier one replaces it).
     pub fn from_leaves(mut leaves: Vec<Arc<Leaf<V>>>) -> Self {
-        leaves.sort_by_key(|a| a.path);
-        // Keep the last of equal paths: reverse, dedup keeps the first of each run.
-        leaves.reverse();
-        leaves.dedup_by(|a, b| a.path == b.path);
-        leaves.reverse();
+        keep_last_by_path(&mut leaves, |l| l.path);
         SparseMerkleTree {
             root: build(0, &leaves),
         }
@@ -292,11 +298,7 @@ impl<V> SparseMerkleTree<V> {
     /// A new version with `changes` applied (later changes to one path win over earlier
     /// ones). This version is left as it was; the two share every untouched node.
     pub fn update(&self, mut changes: Vec<Change<V>>) -> Self {
-        // Stable sort keeps the write order among equal paths, then keep the last of each run.
-        changes.sort_by_key(|a| a.0);
-        changes.reverse();
-        changes.dedup_by(|a, b| a.0 == b.0);
-        changes.reverse();
+        keep_last_by_path(&mut changes, |c| c.0);
         SparseMerkleTree {
             root: apply(self.root.as_ref(), 0, &changes),
         }

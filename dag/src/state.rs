@@ -70,6 +70,12 @@ fn leaf(path: Digest, key: StateKey, value: StateValue) -> Arc<Leaf<Entry>> {
     Arc::new(Leaf::new(path, entry_hash(&key, &value), (key, value)))
 }
 
+/// The tree change that sets `key` to `value` (a default value removes the key).
+fn change(key: StateKey, value: StateValue) -> Change<Entry> {
+    let path = path_of(&key);
+    (path, (!value.is_default()).then(|| leaf(path, key, value)))
+}
+
 fn check_kind(key: &StateKey, value: &StateValue) -> Result<(), KindMismatch> {
     let expected = ValueKind::of(key);
     if value.kind() != expected {
@@ -93,9 +99,7 @@ impl State {
         let mut leaves = Vec::new();
         for (key, value) in entries {
             check_kind(&key, &value)?;
-            if !value.is_default() {
-                leaves.push(leaf(path_of(&key), key, value));
-            }
+            leaves.extend(change(key, value).1);
         }
         Ok(State {
             tree: SparseMerkleTree::from_leaves(leaves),
@@ -140,9 +144,7 @@ impl State {
         let mut changes: Vec<Change<Entry>> = Vec::new();
         for (key, value) in entries {
             check_kind(&key, &value)?;
-            let path = path_of(&key);
-            let new = (!value.is_default()).then(|| leaf(path, key, value));
-            changes.push((path, new));
+            changes.push(change(key, value));
         }
         if !changes.is_empty() {
             self.tree = self.tree.update(changes);
@@ -158,10 +160,7 @@ impl State {
             // write), so this filter never drops anything; a mismatch would be skipped rather
             // than stored.
             .filter(|(key, value)| check_kind(key, value).is_ok())
-            .map(|(key, value)| {
-                let path = path_of(&key);
-                (path, (!value.is_default()).then(|| leaf(path, key, value)))
-            })
+            .map(|(key, value)| change(key, value))
             .collect();
         if !changes.is_empty() {
             self.tree = self.tree.update(changes);
