@@ -16,4 +16,6 @@ pub mod ids;
 pub mod keys;
 pub mod merkle;
 pub mod smt;
+pub mod state;
 pub mod tx;
+pub mod value;

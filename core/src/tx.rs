@@ -450,14 +450,16 @@ pub struct AccessSet {
 }
 
 impl AccessSet {
-    fn write(&mut self, k: StateKey) {
+    /// Declare `k` written (a key read earlier is moved to the writes; no key is listed twice).
+    pub fn write(&mut self, k: StateKey) {
         if !self.writes.contains(&k) {
             self.reads.retain(|r| *r != k);
             self.writes.push(k);
         }
     }
 
-    fn read(&mut self, k: StateKey) {
+    /// Declare `k` read (nothing changes if it is already declared).
+    pub fn read(&mut self, k: StateKey) {
         if !self.writes.contains(&k) && !self.reads.contains(&k) {
             self.reads.push(k);
         }
@@ -580,68 +582,6 @@ impl SignedTx {
             .collect();
         Err(BadSignatures(bad))
     }
-
-    /// The keys this transaction may read and write on `self.body.chain`. Every transaction
-    /// writes the sender's nonce and native balance (its fee). Fees are summed per block after
-    /// execution rather than credited to a shared key, so they add no conflicts.
-    pub fn access_set(&self) -> AccessSet {
-        let here = self.body.chain;
-        let sender = self.sender();
-        let mut set = AccessSet::default();
-        set.write(StateKey::Account(sender));
-        set.write(StateKey::Balance(sender, AssetId::NATIVE));
-        match &self.body.kind {
-            TxKind::Transfer { to, asset, .. } => {
-                set.write(StateKey::Balance(sender, *asset));
-                set.write(StateKey::Balance(*to, *asset));
-            }
-            TxKind::Stake { validator_key, .. } => {
-                set.write(StateKey::Validator(sender));
-                set.read(StateKey::Jailed(validator_key.validator_id()));
-            }
-            TxKind::Unstake { .. } => {
-                set.write(StateKey::Validator(sender));
-                set.write(StateKey::Unbonding(sender));
-            }
-            TxKind::SpawnSidechain { .. } => set.write(StateKey::SidechainRegistry),
-            TxKind::RetireSidechain { chain } => {
-                set.read(StateKey::SidechainRegistry);
-                set.write(StateKey::Sidechain(*chain));
-            }
-            TxKind::CrossChainSend {
-                destination, asset, ..
-            } => {
-                set.read(StateKey::AssetOrigin(*asset));
-                set.write(StateKey::Balance(sender, *asset));
-                set.write(StateKey::Escrow(*destination, *asset));
-                set.write(StateKey::ChannelSend(*destination));
-                set.write(StateKey::ChannelPending(*destination));
-            }
-            TxKind::DeliverPacket { packet, .. } => {
-                let local = packet.asset.local_id(here);
-                set.read(StateKey::LightClient(packet.source));
-                set.write(StateKey::ChannelReceive(packet.source));
-                set.write(StateKey::Balance(packet.recipient, local));
-                set.write(StateKey::AssetOrigin(local));
-                set.write(StateKey::Escrow(packet.source, local));
-            }
-            TxKind::AcknowledgePacket { packet, .. } | TxKind::TimeoutPacket { packet, .. } => {
-                let local = packet.asset.local_id(here);
-                set.read(StateKey::LightClient(packet.destination));
-                set.write(StateKey::ChannelPending(packet.destination));
-                set.write(StateKey::Balance(packet.sender, local));
-                set.write(StateKey::Escrow(packet.destination, local));
-            }
-            TxKind::ReportEquivocation { offender, evidence } => {
-                report_access(&mut set, offender, &**evidence);
-            }
-            TxKind::ReportProposalEquivocation { offender, evidence } => {
-                report_access(&mut set, offender, &**evidence);
-            }
-        }
-        debug_assert!(set.reads.len() + set.writes.len() <= MAX_ACCESS_KEYS);
-        set
-    }
 }
 
 /// The packets of a block's outbox, in order, as Merkle leaves.
@@ -651,12 +591,3 @@ pub fn outbox_leaves(packets: &[Packet]) -> Vec<Digest> {
 
 /// A bounded list of packets (block outboxes).
 pub type Outbox = BoundedVec<Packet, { crate::header::MAX_TXS_PER_BLOCK }>;
-
-/// What an equivocation report writes: the offender's record and unbonding entry, the key's
-/// jail flag and the offence.
-fn report_access(set: &mut AccessSet, offender: &Address, evidence: &dyn Equivocation) {
-    set.write(StateKey::Validator(*offender));
-    set.write(StateKey::Unbonding(*offender));
-    set.write(StateKey::Jailed(evidence.validator_id()));
-    set.write(StateKey::Offense(evidence.offense_id(offender)));
-}

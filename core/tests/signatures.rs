@@ -340,24 +340,3 @@ fn ed25519_signatures_and_batches() {
         Err(KeyError::BatchShape { .. })
     ));
 }
-
-#[test]
-fn access_sets_name_the_keys_each_kind_touches() {
-    use banyan_core::tx::StateKey;
-    let keys = account_keys();
-    let to = keys[1].public_key().address();
-    let t = transfer(&keys[0], 0, to, 5);
-    let set = t.access_set();
-    let from = keys[0].public_key().address();
-    assert!(set.writes.contains(&StateKey::Account(from)));
-    assert!(set
-        .writes
-        .contains(&StateKey::Balance(to, banyan_core::ids::AssetId::NATIVE)));
-    assert!(set.reads.is_empty());
-    // No key is listed twice, and none both read and written.
-    let mut all: Vec<_> = set.reads.iter().chain(set.writes.iter()).collect();
-    let n = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), n);
-}

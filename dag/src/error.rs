@@ -1,19 +1,7 @@
 //! Errors of the executor.
 
-use crate::value::ValueKind;
 use banyan_core::tx::StateKey;
-
-/// A value of one kind given for a key that holds another.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("key {key:?} holds {expected:?} values, got a {found:?} value")]
-pub struct KindMismatch {
-    /// The key.
-    pub key: StateKey,
-    /// What it holds.
-    pub expected: ValueKind,
-    /// What was given.
-    pub found: ValueKind,
-}
+use banyan_core::value::KindMismatch;
 
 /// A transaction touched state outside its declared access set, or misused a key. The
 /// transaction's semantics ([`Vm`](crate::Vm)) broke its contract; the block cannot be executed.
@@ -31,7 +19,7 @@ pub enum AccessError {
 }
 
 /// Why a block could not be executed. Every variant leaves the state untouched (execution
-/// never mutates the [`State`](crate::State) it is given).
+/// never mutates the [`State`](banyan_core::state::State) it is given).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
     /// The block holds more transactions than a block may.

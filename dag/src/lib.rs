@@ -84,14 +84,16 @@
 //! lookup per access, split across the threads by key) and then reads and writes fixed cells by
 //! index: no hashing, locking or allocation per transaction, and no lock at all since the DAG
 //! already orders every conflicting access. A `DashMap` overlay was measured against it
-//! (criterion group `dag::state`): it costs a hash and a shard lock per access, and is slower
+//! (criterion group `dag::state` in `banyan-ledger`'s benches): it costs a hash and a shard lock per access, and is slower
 //! than the cells even on one thread, before any contention between threads.
 //!
-//! # Ledger
+//! # What it does not know
 //!
-//! [`ledger`] holds the semantics every chain shares (nonces, fees, transfers, staking
-//! records, the sidechain registry, the state side of packets) as a [`Vm`]; the executor
-//! itself knows nothing of them.
+//! Transaction semantics come in through [`Vm`]; the executor itself knows nothing of them.
+//! The state it reads and the values it keeps in its cells are the chain's vocabulary
+//! (`banyan_core::state`, `banyan_core::value`). The semantics every chain shares live in
+//! `banyan-ledger`, whose tests and benches also hold this executor equal to serial over
+//! real ledger blocks; this crate's own tests use a synthetic [`Vm`].
 //!
 //! Architecture invariant: no I/O, no clock, no global state; the only threads are each
 //! [`Executor`]'s own pool, and a block's borrowed data never outlives the call that runs it.
@@ -101,24 +103,18 @@
 pub mod error;
 pub mod exec;
 mod keyhash;
-pub mod ledger;
 pub mod output;
 pub mod reference;
-pub mod state;
 mod sync;
-pub mod value;
 pub mod vm;
 
-pub use error::{AccessError, ExecError, KindMismatch};
+pub use error::{AccessError, ExecError};
 pub use exec::{
     predicts_speedup, ConflictDag, Executor, Schedule, MAX_THREADS, MIN_PARALLEL_TXS,
     MIN_SPEEDUP_PERCENT, SAMPLE_TXS,
 };
-pub use ledger::{Ledger, Receipt, VerifiedTx};
 pub use output::{BlockOutput, ExecStats, Mode, WriteSet};
 pub use reference::execute_reference;
-pub use state::State;
-pub use value::{StateValue, ValueKind};
 pub use vm::{TxView, Vm};
 
 /// Most transactions in one block (the header's limit).

@@ -1,7 +1,7 @@
 //! What executing a block produces.
 
-use crate::value::StateValue;
 use banyan_core::tx::StateKey;
+use banyan_core::value::StateValue;
 
 /// The keys a block declares as written, each with its value after the block, in canonical
 /// order: by first declared access in the block (transactions in block order, each one's

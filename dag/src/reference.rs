@@ -4,11 +4,11 @@
 
 use crate::error::{AccessError, ExecError};
 use crate::output::{BlockOutput, ExecStats, Mode, WriteSet};
-use crate::state::State;
-use crate::value::StateValue;
 use crate::vm::{check_kind, TxView, Vm};
 use crate::MAX_BLOCK_TXS;
+use banyan_core::state::State;
 use banyan_core::tx::{AccessSet, StateKey, MAX_ACCESS_KEYS};
+use banyan_core::value::StateValue;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -1,9 +1,9 @@
 //! The boundary between the executor and transaction semantics.
 
-use crate::error::{AccessError, KindMismatch};
-use crate::value::{StateValue, ValueKind};
+use crate::error::AccessError;
 use banyan_core::ids::{Amount, Nonce, Sequence};
 use banyan_core::tx::{AccessSet, StateKey};
+use banyan_core::value::{KindMismatch, StateValue, ValueKind};
 
 /// What one transaction sees of the state while it executes: the keys of its access set,
 /// holding exactly what serial execution in block order would show it, plus its own writes.

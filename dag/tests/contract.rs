@@ -2,11 +2,11 @@
 //! executor, never undefined behaviour or a hang.
 
 use banyan_core::ids::{Address, Amount, Nonce};
+use banyan_core::state::State;
 use banyan_core::tx::{AccessSet, StateKey, MAX_ACCESS_KEYS};
-use banyan_dag::value::{StateValue, ValueKind};
-use banyan_dag::{
-    execute_reference, AccessError, ExecError, Executor, KindMismatch, Schedule, State, TxView, Vm,
-};
+use banyan_core::value::KindMismatch;
+use banyan_core::value::{StateValue, ValueKind};
+use banyan_dag::{execute_reference, AccessError, ExecError, Executor, Schedule, TxView, Vm};
 
 fn key(i: u8) -> StateKey {
     StateKey::Account(Address([i; 32]))

@@ -14,11 +14,12 @@ use banyan_core::header::{Block, BlockHeader, MAX_BLOCK_BYTES, MAX_HEADER_BYTES}
 use banyan_core::ids::{Address, Epoch, Height, Nonce};
 use banyan_core::keys::{BlsPublicKey, ProofOfPossession};
 use banyan_core::merkle::MerkleTree;
+use banyan_core::state::State;
 use banyan_core::tx::{outbox_leaves, Packet, SignedTx, StateKey, TxKind, MAX_TX_BYTES};
-use banyan_dag::ledger::{
-    end_of_epoch, Effect, Failure, Outcome, Receipt, RejectAllProofs, VerifiedTx,
-};
-use banyan_dag::{Executor, Ledger, State, StateValue};
+use banyan_core::value::StateValue;
+use banyan_dag::Executor;
+use banyan_ledger::Ledger;
+use banyan_ledger::{end_of_epoch, Effect, Failure, Outcome, Receipt, RejectAllProofs, VerifiedTx};
 use banyan_vrf::seed::MAX_SEED_CONTRIBUTIONS;
 use banyan_vrf::{next_epoch_seed, SeedParams, VrfOutput, VrfProof};
 
@@ -427,7 +428,7 @@ impl ChainApp {
             .execute(&ledger, base, &vtxs)
             .map_err(|e| ChainError::Exec(e.to_string()))?;
         let mut state = base.clone();
-        state.apply(&out.write_set);
+        state.apply(out.write_set.iter());
         let mut writes = out.write_set.to_vec();
         if self.ends_epoch_at(height) {
             // The epoch's last block also pays the unbonding coins due at the next epoch; the

@@ -11,10 +11,11 @@ use banyan_core::header::{Block, BlockHeader, MAX_TXS_PER_BLOCK};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Round};
 use banyan_core::keys::{AccountPublicKey, BlsPublicKey, BlsSignature, ProofOfPossession};
 use banyan_core::merkle::empty_root;
+use banyan_core::state::State;
 use banyan_core::tx::StateKey;
-use banyan_dag::ledger::{StakingRules, DEFAULT_SLASH_FRACTION_PERCENT, DEFAULT_UNBONDING_EPOCHS};
-use banyan_dag::value::ValidatorRecord;
-use banyan_dag::{State, StateValue};
+use banyan_core::value::StateValue;
+use banyan_core::value::ValidatorRecord;
+use banyan_ledger::{StakingRules, DEFAULT_SLASH_FRACTION_PERCENT, DEFAULT_UNBONDING_EPOCHS};
 use banyan_vrf::EpochSeed;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ pub struct GenesisFile {
     pub max_block_txs: usize,
     /// Epochs unstaked coins stay unbonding (and slashable) after leaving the committee
     /// (`0 ..= MAX_UNBONDING_EPOCHS`; default `DEFAULT_UNBONDING_EPOCHS`, see
-    /// [`banyan_dag::ledger`]).
+    /// [`banyan_ledger`]).
     #[serde(default = "default_unbonding_epochs")]
     pub unbonding_epochs: u64,
     /// Percent of an equivocating validator's stake and unbonding coins burned (`0 ..= 100`;
@@ -265,8 +266,8 @@ impl Genesis {
         };
         staking.validate().map_err(|e| {
             let field = match e {
-                banyan_dag::ledger::StakingRulesError::UnbondingTooLong(_) => "unbonding_epochs",
-                banyan_dag::ledger::StakingRulesError::SlashFractionTooLarge(_) => {
+                banyan_ledger::StakingRulesError::UnbondingTooLong(_) => "unbonding_epochs",
+                banyan_ledger::StakingRulesError::SlashFractionTooLarge(_) => {
                     "slash_fraction_percent"
                 }
             };

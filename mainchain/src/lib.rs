@@ -3,7 +3,7 @@
 //!
 //! A node hosts several chain instances (the main chain and the sidechains it is assigned
 //! to). Everything here is parametrised by [`ChainId`](banyan_core::ids::ChainId); the ledger
-//! rules themselves live in [`banyan_dag::ledger::Ledger`], shared by every chain. Only the
+//! rules themselves live in [`banyan_ledger::Ledger`], shared by every chain. Only the
 //! registry-to-committee step ([`registry`]) and the genesis ([`genesis`]) are specific to the
 //! main chain.
 //!

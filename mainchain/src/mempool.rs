@@ -98,9 +98,10 @@ use banyan_core::codec::encoded_len;
 use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::keys::AccountSignature;
+use banyan_core::state::State;
 use banyan_core::tx::{SignedTx, StateKey, TxBody, TxKind, MAX_TX_BYTES};
-use banyan_dag::ledger::VerifiedTx;
-use banyan_dag::{State, StateValue};
+use banyan_core::value::StateValue;
+use banyan_ledger::VerifiedTx;
 
 /// Bounds of a mempool.
 #[derive(Clone, Debug, PartialEq, Eq)]

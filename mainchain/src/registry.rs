@@ -9,10 +9,10 @@
 //! Unstaked coins leave the record at once (they stop counting at the next boundary) and wait
 //! in the account's [`StateKey::Unbonding`] entry until `unbonding_epochs` epochs after that
 //! boundary, slashable all along; the block ending the epoch before their release pays them
-//! ([`banyan_dag::ledger::end_of_epoch`], run by [`crate::ChainApp`]). A key proven to have
+//! ([`banyan_ledger::end_of_epoch`], run by [`crate::ChainApp`]). A key proven to have
 //! signed two conflicting votes is slashed and jailed ([`StateKey::Jailed`]) by a
 //! `ReportEquivocation` transaction and never sits in a committee again. The rules are in
-//! [`banyan_dag::ledger`].
+//! [`banyan_ledger`].
 //!
 //! # From registry to committee ([`committee_from_state`])
 //!
@@ -43,11 +43,12 @@ use banyan_core::ids::{Address, Epoch, ValidatorId};
 use banyan_core::keys::{
     BlsPublicKey, KeyError, PopVerifiedKey, ProofOfPossession, BLS_PUBLIC_KEY_BYTES,
 };
+use banyan_core::state::State;
 use banyan_core::tx::{
     ProposalEquivocation, SignedProposal, SignedVote, StateKey, TxKind, VoteEquivocation,
 };
-use banyan_dag::value::ValidatorRecord;
-use banyan_dag::{State, StateValue};
+use banyan_core::value::StateValue;
+use banyan_core::value::ValidatorRecord;
 
 /// Why no committee could be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -40,8 +40,9 @@ use banyan_core::header::{
 };
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce};
 use banyan_core::keys::{BlsPublicKey, KeyError, ProofOfPossession};
+use banyan_core::state::State;
 use banyan_core::tx::{Outbox, Packet, StateKey};
-use banyan_dag::{State, StateValue};
+use banyan_core::value::StateValue;
 use banyan_store::{Column, Durability, Store, StoreError, WriteBatch};
 use banyan_vrf::EpochSeed;
 

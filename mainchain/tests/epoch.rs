@@ -8,10 +8,11 @@ mod common;
 use banyan_consensus::Application;
 use banyan_core::ids::{Amount, Epoch, Height};
 use banyan_core::keys::{BlsPublicKey, BlsSecretKey};
+use banyan_core::state::State;
 use banyan_core::tx::{StateKey, TxKind};
-use banyan_dag::ledger::DEFAULT_UNBONDING_EPOCHS;
-use banyan_dag::value::{UnbondingEntry, ValidatorRecord};
-use banyan_dag::{State, StateValue};
+use banyan_core::value::StateValue;
+use banyan_core::value::{UnbondingEntry, ValidatorRecord};
+use banyan_ledger::DEFAULT_UNBONDING_EPOCHS;
 use banyan_mainchain::{committee_from_state, registry, KeyBook, RegistryError};
 use common::*;
 

@@ -270,11 +270,11 @@ fn remove_committed_drops_committed_and_stale() {
     assert_eq!(p.len(), 6);
     // a's transactions 0 and 1 committed; a's nonce is now 3 (another tx with nonce 2 was
     // committed elsewhere), so the pooled nonce 2 is stale too.
-    let mut committed = banyan_dag::State::new();
+    let mut committed = banyan_core::state::State::new();
     committed
         .set(
             banyan_core::tx::StateKey::Account(a.public_key().address()),
-            banyan_dag::StateValue::Nonce(Nonce(3)),
+            banyan_core::value::StateValue::Nonce(Nonce(3)),
         )
         .expect("a nonce under an account key");
     p.remove_committed(&ta[..2], std::sync::Arc::new(committed));
@@ -501,18 +501,18 @@ fn commit_and_removal_free_the_budget() {
 
     // Two commit, and the account is paid 1000 more in the same block: the committed
     // balance is what is left plus that, the pending total what is still pooled.
-    let mut state = banyan_dag::State::new();
+    let mut state = banyan_core::state::State::new();
     let left = balance - 2 * cost(100) + 1000;
     state
         .set(
             banyan_core::tx::StateKey::Account(me),
-            banyan_dag::StateValue::Nonce(Nonce(2)),
+            banyan_core::value::StateValue::Nonce(Nonce(2)),
         )
         .unwrap();
     state
         .set(
             banyan_core::tx::StateKey::Balance(me, AssetId::NATIVE),
-            banyan_dag::StateValue::Amount(Amount(left)),
+            banyan_core::value::StateValue::Amount(Amount(left)),
         )
         .unwrap();
     p.remove_committed(&txs[..2], std::sync::Arc::new(state));
@@ -742,15 +742,15 @@ fn admission_never_sees_a_commit_half_done() {
     // Committed after `n` transactions: nonce n, balance unchanged (the account is paid
     // back what it spends in the same blocks).
     let state_at = |n: u64| {
-        let mut s = banyan_dag::State::new();
+        let mut s = banyan_core::state::State::new();
         s.set(
             banyan_core::tx::StateKey::Account(me),
-            banyan_dag::StateValue::Nonce(Nonce(n)),
+            banyan_core::value::StateValue::Nonce(Nonce(n)),
         )
         .unwrap();
         s.set(
             banyan_core::tx::StateKey::Balance(me, AssetId::NATIVE),
-            banyan_dag::StateValue::Amount(Amount(balance)),
+            banyan_core::value::StateValue::Amount(Amount(balance)),
         )
         .unwrap();
         std::sync::Arc::new(s)

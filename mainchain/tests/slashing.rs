@@ -19,9 +19,10 @@ use banyan_core::tx::{
     Equivocation, EvidenceError, ProposalEquivocation, SignedTx, SignedVote, StateKey, TxKind,
     VoteEquivocation, WhichVote,
 };
-use banyan_dag::ledger::{native_supply, Effect, Failure, Outcome, Receipt, VerifyError};
-use banyan_dag::value::{UnbondingEntry, ValidatorRecord};
-use banyan_dag::{StateValue, VerifiedTx};
+use banyan_core::value::StateValue;
+use banyan_core::value::{UnbondingEntry, ValidatorRecord};
+use banyan_ledger::VerifiedTx;
+use banyan_ledger::{native_supply, Effect, Failure, Outcome, Receipt, VerifyError};
 use banyan_mainchain::registry::{
     accounts_of_key, is_jailed, proposal_equivocation, report_of, vote_equivocation,
 };
@@ -648,17 +649,14 @@ fn staking_rules_come_from_the_genesis_file_with_defaults() {
     obj.remove("unbonding_epochs");
     obj.remove("slash_fraction_percent");
     let g = Genesis::from_json(&json.to_string()).unwrap();
-    assert_eq!(
-        g.params().staking,
-        banyan_dag::ledger::StakingRules::default()
-    );
+    assert_eq!(g.params().staking, banyan_ledger::StakingRules::default());
     // Out of range: refused, naming the field.
     let mut bad = f.file.clone();
     bad.slash_fraction_percent = 101;
     let e = Genesis::validate(bad).unwrap_err().to_string();
     assert!(e.contains("slash_fraction_percent"), "{e}");
     let mut bad = f.file.clone();
-    bad.unbonding_epochs = banyan_dag::ledger::MAX_UNBONDING_EPOCHS + 1;
+    bad.unbonding_epochs = banyan_ledger::MAX_UNBONDING_EPOCHS + 1;
     let e = Genesis::validate(bad).unwrap_err().to_string();
     assert!(e.contains("unbonding_epochs"), "{e}");
 }

@@ -21,7 +21,7 @@ use banyan_core::certificate::{CertificateError, Committee, SignerBitmap};
 use banyan_core::header::{Block, BlockHeader};
 use banyan_core::ids::ChainId;
 use banyan_core::keys::{AccountSecretKey, BlsSecretKey, BlsSignature};
-use banyan_dag::ledger::Receipt;
+use banyan_ledger::Receipt;
 use banyan_mainchain::{
     registry, ChainApp, ChainStore, CommitObserver, Genesis, Mempool, SharedChainApp,
     SignatureCounts,
@@ -1424,7 +1424,7 @@ fn views_of_committee(c: &Committee) -> Vec<ValidatorView> {
 }
 
 fn views_of_registry(
-    state: &banyan_dag::State,
+    state: &banyan_core::state::State,
     committee: Option<&Committee>,
 ) -> Vec<ValidatorView> {
     registry::registry(state)

@@ -239,7 +239,7 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
         min_fee: "1".to_string(),
         max_block_txs: args.max_block_txs,
         unbonding_epochs: DEVNET_UNBONDING_EPOCHS,
-        slash_fraction_percent: banyan_dag::ledger::DEFAULT_SLASH_FRACTION_PERCENT,
+        slash_fraction_percent: banyan_ledger::DEFAULT_SLASH_FRACTION_PERCENT,
         accounts,
         validators,
     };

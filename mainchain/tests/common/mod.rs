@@ -91,7 +91,7 @@ pub fn fixture(n: usize, funded: usize, epoch_length: u64) -> Fixture {
         epoch_length,
         min_fee: Amount(MIN_FEE),
         max_block_txs: 1000,
-        staking: banyan_dag::ledger::StakingRules::default(),
+        staking: banyan_ledger::StakingRules::default(),
     };
     let accounts: Vec<(Address, Amount)> = funded
         .iter()

@@ -22,9 +22,12 @@
 use banyan_core::hash::{hash, Domain};
 use banyan_core::ids::{Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::keys::AccountSecretKey;
+use banyan_core::state::State;
 use banyan_core::tx::{StateKey, TxBody};
-use banyan_dag::ledger::RejectAllProofs;
-use banyan_dag::{Executor, Ledger, State, StateValue, VerifiedTx, Vm};
+use banyan_core::value::StateValue;
+use banyan_dag::{Executor, Vm};
+use banyan_ledger::RejectAllProofs;
+use banyan_ledger::{Ledger, VerifiedTx};
 use clap::Parser;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -191,7 +194,7 @@ fn measure(args: &Args, accounts: usize, keys: &[AccountSecretKey]) -> Result<Op
         let out = serial_exec
             .execute_serial(&ledger, &s, &w.txs[bounds[t]..bounds[t + 1]])
             .map_err(|e| e.to_string())?;
-        s.apply(&out.write_set);
+        s.apply(out.write_set.iter());
     }
     // The ceiling's threads are kept, as the executor keeps its own: both pay the same to
     // start a block.

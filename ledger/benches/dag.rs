@@ -15,11 +15,12 @@ mod support;
 use banyan_core::hash::{hash, Domain};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::keys::{AccountSecretKey, AccountSignature};
+use banyan_core::state::State;
 use banyan_core::tx::{AccessSet, SignedTx, StateKey, TxBody, TxKind};
-use banyan_dag::ledger::RejectAllProofs;
-use banyan_dag::{
-    execute_reference, AccessError, Executor, Ledger, State, StateValue, TxView, VerifiedTx, Vm,
-};
+use banyan_core::value::StateValue;
+use banyan_dag::{execute_reference, AccessError, Executor, TxView, Vm};
+use banyan_ledger::RejectAllProofs;
+use banyan_ledger::{Ledger, VerifiedTx};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dashmap::DashMap;
 use std::time::Duration;

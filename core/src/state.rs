@@ -1,12 +1,10 @@
 //! The ledger state in memory, and its root.
 
-use crate::error::KindMismatch;
-use crate::output::WriteSet;
-use crate::value::{StateValue, ValueKind};
-use banyan_core::codec::encode_into;
-use banyan_core::hash::{hash, Digest, Domain};
-use banyan_core::smt::{Change, Leaf, SmtProof, SmtProofError, SparseMerkleTree};
-use banyan_core::tx::StateKey;
+use crate::codec::encode_into;
+use crate::hash::{hash, Digest, Domain};
+use crate::smt::{Change, Leaf, SmtProof, SmtProofError, SparseMerkleTree};
+use crate::tx::StateKey;
+use crate::value::{KindMismatch, StateValue, ValueKind};
 use std::sync::Arc;
 
 /// What a leaf of the state tree holds.
@@ -14,7 +12,7 @@ pub type Entry = (StateKey, StateValue);
 
 /// The state a block executes against: a map from [`StateKey`] to [`StateValue`] in which
 /// default values are absent, kept as a persistent sparse Merkle tree
-/// ([`banyan_core::smt`]).
+/// ([`crate::smt`]).
 ///
 /// Each key sits at the path `H(Domain::StatePath, encode(key))` (so nobody chooses where a
 /// key lands or how deep), and its leaf commits to `H(Domain::StateEntry, encode((key,
@@ -152,13 +150,13 @@ impl State {
         Ok(())
     }
 
-    /// Apply a block's write set.
-    pub fn apply(&mut self, write_set: &WriteSet) {
+    /// Apply a block's write set: entries with distinct keys, each value of its key's kind
+    /// (what the executor's write set holds; a default value deletes the key).
+    pub fn apply(&mut self, write_set: impl IntoIterator<Item = Entry>) {
         let changes: Vec<Change<Entry>> = write_set
-            .iter()
-            // A write set only ever holds values of the key's kind (the executor checks every
-            // write), so this filter never drops anything; a mismatch would be skipped rather
-            // than stored.
+            .into_iter()
+            // The executor checks the kind of every write, so this filter never drops
+            // anything from a write set; a mismatch would be skipped rather than stored.
             .filter(|(key, value)| check_kind(key, value).is_ok())
             .map(|(key, value)| change(key, value))
             .collect();

@@ -13,9 +13,10 @@ mod support;
 
 use banyan_core::hash::{hash, Digest, Domain};
 use banyan_core::ids::{Address, Amount, AssetId, Nonce};
+use banyan_core::state::verify_entry;
+use banyan_core::state::State;
 use banyan_core::tx::StateKey;
-use banyan_dag::state::verify_entry;
-use banyan_dag::{State, StateValue};
+use banyan_core::value::StateValue;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
 use support::Rng;

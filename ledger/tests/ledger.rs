@@ -6,16 +6,19 @@ use banyan_core::certificate::VoteData;
 use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round, Sequence};
 use banyan_core::keys::{AccountSignature, BlsSecretKey};
+use banyan_core::state::State;
 use banyan_core::tx::{
     Acknowledgement, AssetOrigin, Equivocation, EvidenceError, Packet, SidechainParams, SignedTx,
-    SignedVote, StateKey, TxBody, TxKind, VoteEquivocation, WhichVote,
+    SignedVote, StateKey, TxBody, TxKind, VoteEquivocation, WhichVote, MAX_ACCESS_KEYS,
 };
-use banyan_dag::ledger::{
+use banyan_core::value::StateValue;
+use banyan_core::value::{LightClientState, PendingPackets, UnbondingEntry, ValidatorRecord};
+use banyan_dag::{Executor, Schedule, Vm};
+use banyan_ledger::{
     end_of_epoch, native_supply, total_fees, Effect, Failure, Outcome, RejectAllProofs,
     StakingRules, VerifyError,
 };
-use banyan_dag::value::{LightClientState, PendingPackets, UnbondingEntry, ValidatorRecord};
-use banyan_dag::{Executor, Ledger, Receipt, Schedule, State, StateValue, VerifiedTx, Vm};
+use banyan_ledger::{Ledger, Receipt, VerifiedTx};
 use support::{bridged, foreign_asset, ledger, pool, random_block, EPOCH, HEIGHT, RULES};
 
 const MAIN: ChainId = ChainId::MAIN;
@@ -90,22 +93,34 @@ fn run<V: Vm<Tx = VerifiedTx, Receipt = Receipt>>(
     assert_eq!(serial.receipts, parallel.receipts);
     assert_eq!(serial.write_set, parallel.write_set);
     let mut s = state.clone();
-    s.apply(&serial.write_set);
+    s.apply(serial.write_set.iter());
     (s, serial.receipts)
 }
 
 #[test]
-fn access_sets_equal_the_core_definition() {
+fn access_sets_name_each_key_once_and_reused_buffers_agree() {
     for seed in 0..40 {
         let chain = if seed % 2 == 0 { MAIN } else { ChainId(1) };
         let (_, txs) = random_block(seed, 100, 8, chain);
         let vm = ledger(chain);
         let mut reused = Default::default();
         for t in &txs {
-            let core = t.tx().access_set();
-            assert_eq!(vm.access_set(t), core);
+            let set = vm.access_set(t);
+            // Every transaction writes its sender's nonce and native balance (its fee).
+            let sender = t.tx().sender();
+            assert!(set.writes.contains(&StateKey::Account(sender)));
+            assert!(set
+                .writes
+                .contains(&StateKey::Balance(sender, AssetId::NATIVE)));
+            // No key is listed twice, and none both read and written.
+            let mut all: Vec<_> = set.reads.iter().chain(set.writes.iter()).collect();
+            let n = all.len();
+            assert!(n <= MAX_ACCESS_KEYS);
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), n, "{:?}", t.tx().body.kind);
             vm.access_into(t, &mut reused);
-            assert_eq!(reused, core);
+            assert_eq!(reused, set);
         }
     }
 }
@@ -717,7 +732,7 @@ fn packets_are_escrowed_delivered_once_and_refunded() {
 
     // Destination: a light client of chain 1 and a proof check that accepts this packet.
     struct Accept;
-    impl banyan_dag::ledger::PacketProofs for Accept {
+    impl banyan_ledger::PacketProofs for Accept {
         fn delivery(
             &self,
             c: &LightClientState,
@@ -954,7 +969,7 @@ fn verification_checks_signatures_and_proofs_of_possession() {
     VerifiedTx::check_batch(&[&good], &ids[..1]).expect("valid");
     assert!(matches!(
         VerifiedTx::check_batch(&[&good, &stake], &ids),
-        Err(banyan_dag::ledger::VerifyError::BadProofOfPossession { index: 1, .. })
+        Err(banyan_ledger::VerifyError::BadProofOfPossession { index: 1, .. })
     ));
     assert!(VerifiedTx::verify(stake).is_err());
     assert_eq!(

@@ -4,14 +4,16 @@
 mod support;
 
 use banyan_core::ids::ChainId;
-use banyan_dag::ledger::{Effect, Failure, Outcome};
-use banyan_dag::{execute_reference, BlockOutput, Executor, Mode, Receipt, Schedule, State};
+use banyan_core::state::State;
+use banyan_dag::{execute_reference, BlockOutput, Executor, Mode, Schedule};
+use banyan_ledger::Receipt;
+use banyan_ledger::{Effect, Failure, Outcome};
 use proptest::prelude::*;
 use support::{ledger, random_block, transfer_block};
 
 fn root_after(state: &State, out: &BlockOutput<Receipt>) -> banyan_core::hash::Digest {
     let mut s = state.clone();
-    s.apply(&out.write_set);
+    s.apply(out.write_set.iter());
     s.root()
 }
 
@@ -130,8 +132,8 @@ fn consecutive_blocks_stay_equal() {
         let r = execute_reference(&vm, &state_ref, &txs).expect("reference runs");
         let p = exec.execute(&vm, &state_par, &txs).expect("parallel runs");
         assert_eq!(p.receipts, r.receipts, "block {b}");
-        state_ref.apply(&r.write_set);
-        state_par.apply(&p.write_set);
+        state_ref.apply(r.write_set.iter());
+        state_par.apply(p.write_set.iter());
         assert_eq!(state_par.root(), state_ref.root(), "block {b}");
     }
 }

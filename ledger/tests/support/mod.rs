@@ -12,15 +12,17 @@ use banyan_core::keys::{
     ProofOfPossession,
 };
 use banyan_core::merkle::MerkleProof;
+use banyan_core::state::State;
 use banyan_core::tx::{
     Acknowledgement, AssetOrigin, Equivocation, NonDeliveryProof, Packet, PacketProof,
     SidechainParams, SignedVote, StateKey, TxBody, TxKind, VoteEquivocation,
 };
-use banyan_dag::ledger::{PacketProofs, StakingRules};
-use banyan_dag::value::{
+use banyan_core::value::StateValue;
+use banyan_core::value::{
     LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
 };
-use banyan_dag::{Ledger, State, StateValue, VerifiedTx};
+use banyan_ledger::{Ledger, VerifiedTx};
+use banyan_ledger::{PacketProofs, StakingRules};
 use std::sync::OnceLock;
 
 /// The height blocks are executed at.

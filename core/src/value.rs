@@ -3,21 +3,21 @@
 //!
 //! Every key kind has exactly one [`ValueKind`], and every kind has a *default* value (zero
 //! balance, zero nonce, no validator record, ...). A key whose value is the default is absent:
-//! [`State`](crate::State) never stores it and a write set entry holding a default value deletes
+//! [`State`](crate::state::State) never stores it and a write set entry holding a default value deletes
 //! the key. So "absent" and "zero" cannot disagree between two executions.
 
-use banyan_core::codec::{Decode, Encode};
-use banyan_core::hash::Digest;
-use banyan_core::ids::{Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
-use banyan_core::keys::BLS_PUBLIC_KEY_BYTES;
-use banyan_core::tx::{AssetOrigin, StateKey};
+use crate::codec::{Decode, Encode};
+use crate::hash::Digest;
+use crate::ids::{Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
+use crate::keys::BLS_PUBLIC_KEY_BYTES;
+use crate::tx::{AssetOrigin, StateKey};
 
 /// The most 64-bit words any value takes in an executor cell.
 pub const MAX_VALUE_WORDS: usize = 8;
 
 /// A validator's stake record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
+#[bincode(crate = "crate::codec::bincode")]
 pub struct ValidatorRecord {
     /// Stake locked (bonded: it counts for the committee).
     pub stake: Amount,
@@ -32,7 +32,7 @@ pub struct ValidatorRecord {
 /// slashable. An account has at most one entry; a later unstake adds to it and moves its
 /// release to the later epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
+#[bincode(crate = "crate::codec::bincode")]
 pub struct UnbondingEntry {
     /// Coins waiting.
     pub amount: Amount,
@@ -52,7 +52,7 @@ impl Default for ValidatorRecord {
 
 /// A sidechain's life cycle as far as the executor tracks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
+#[bincode(crate = "crate::codec::bincode")]
 pub enum SidechainStatus {
     /// Spawned (or never spawned: the registry counter tells which ids exist) and not retired.
     #[default]
@@ -64,7 +64,7 @@ pub enum SidechainStatus {
 /// Packets sent on a channel and not yet acknowledged or timed out. Channels are ordered, so
 /// the pending packets are exactly the sequences `first .. first + count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
+#[bincode(crate = "crate::codec::bincode")]
 pub struct PendingPackets {
     /// Oldest unresolved sequence (meaningful when `count > 0`).
     pub first: Sequence,
@@ -74,10 +74,10 @@ pub struct PendingPackets {
 
 /// What this chain holds about another chain's light client, as far as execution needs it:
 /// the latest trusted header. The real client (committee, verification) lives with the relay;
-/// execution only passes this to the pluggable [`PacketProofs`](crate::ledger::PacketProofs)
+/// execution only passes this to the pluggable `PacketProofs` (`banyan-ledger`)
 /// check. The default (height 0, zero header) means "no client".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
+#[bincode(crate = "crate::codec::bincode")]
 pub struct LightClientState {
     /// Height of the latest trusted header.
     pub height: Height,
@@ -155,7 +155,7 @@ impl ValueKind {
 
 /// A value stored under a [`StateKey`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
+#[bincode(crate = "crate::codec::bincode")]
 pub enum StateValue {
     /// An account's nonce.
     Nonce(Nonce),
@@ -331,4 +331,16 @@ impl StateValue {
             ValueKind::Flag => StateValue::Flag(w(0) != 0),
         }
     }
+}
+
+/// A value of one kind given for a key that holds another.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key {key:?} holds {expected:?} values, got a {found:?} value")]
+pub struct KindMismatch {
+    /// The key.
+    pub key: StateKey,
+    /// What it holds.
+    pub expected: ValueKind,
+    /// What was given.
+    pub found: ValueKind,
 }

@@ -3,13 +3,14 @@
 use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
 use banyan_core::smt::reference_root;
+use banyan_core::state::State;
+use banyan_core::state::{entry_hash, path_of, verify_entry};
 use banyan_core::tx::{AssetOrigin, StateKey};
-use banyan_dag::state::{entry_hash, path_of, verify_entry};
-use banyan_dag::value::{
+use banyan_core::value::{
     LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
     MAX_VALUE_WORDS,
 };
-use banyan_dag::{State, StateValue, ValueKind};
+use banyan_core::value::{StateValue, ValueKind};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
