@@ -120,6 +120,7 @@
 
 pub mod aggregate;
 pub mod app;
+pub mod contract;
 pub mod crypto;
 pub mod error;
 pub mod leader;

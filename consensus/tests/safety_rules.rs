@@ -3,7 +3,8 @@
 
 use banyan_consensus::sim::{member_key, SimStorage};
 use banyan_consensus::{
-    ConsensusError, MemorySafetyStorage, SafetyData, SafetyRules, SafetyStorage, StorageError,
+    contract, ConsensusError, MemorySafetyStorage, SafetyData, SafetyRules, SafetyStorage,
+    StorageError,
 };
 use banyan_core::certificate::VoteData;
 use banyan_core::hash::{hash, Digest, Domain};
@@ -114,37 +115,34 @@ fn nothing_is_signed_unless_persisted() {
     assert!(s.sign_timeout(Epoch(0), Round(1), Round(0), None).is_err());
 }
 
-/// The contract of `SafetyStorage`, for any implementation whose clones share one disk.
-fn storage_suite<S: SafetyStorage + Clone + 'static>(make: impl Fn() -> S) {
-    let disk = make();
-    assert_eq!(disk.load().expect("load"), None);
-    {
-        let mut s = rules(disk.clone());
-        s.sign_vote(vote(4, "a"), Round(3), None).expect("vote");
-        s.sign_proposal(Epoch(0), Round(5), Digest::ZERO)
-            .expect("proposal");
-    }
-    // "Restart": a new SafetyRules over the same disk refuses what the old one promised.
-    let mut s = rules(disk.clone());
-    assert_eq!(s.data().last_voted_round, Round(4));
-    assert!(s.sign_vote(vote(4, "b"), Round(3), None).is_err());
-    assert!(s
-        .sign_proposal(Epoch(0), Round(5), Digest([9; 32]))
-        .is_err());
-    assert!(s.sign_vote(vote(5, "c"), Round(4), None).is_ok());
-    // Data of an older epoch is not carried into a new one.
-    let fresh =
-        SafetyRules::new(ChainId::MAIN, Epoch(1), member_key(0), Box::new(disk)).expect("rules");
-    assert_eq!(fresh.data().epoch, Epoch(1));
-    assert_eq!(fresh.data().last_voted_round, Round(0));
-}
-
 #[test]
 fn memory_storage_meets_the_contract() {
-    storage_suite(MemorySafetyStorage::default);
+    let verdict = contract::safety_storage(ChainId::MAIN, MemorySafetyStorage::default);
+    assert_eq!(verdict, Ok(()));
 }
 
 #[test]
 fn simulator_storage_meets_the_contract() {
-    storage_suite(SimStorage::default);
+    let verdict = contract::safety_storage(ChainId::MAIN, SimStorage::default);
+    assert_eq!(verdict, Ok(()));
+}
+
+/// A storage that forgets what it was told: the suite must catch it.
+#[derive(Clone, Default)]
+struct Forgetful;
+
+impl SafetyStorage for Forgetful {
+    fn load(&self) -> Result<Option<SafetyData>, StorageError> {
+        Ok(None)
+    }
+    fn store(&mut self, _: &SafetyData) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_contract_catches_a_storage_that_forgets() {
+    let verdict = contract::safety_storage(ChainId::MAIN, || Forgetful);
+    let e = verdict.expect_err("a storage that loads nothing breaks the contract");
+    assert!(e.0.contains("exactly the data last stored"), "{e}");
 }

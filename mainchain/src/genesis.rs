@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use banyan_chain::{ChainGenesis, ChainParams, CommitteeError, KeyBook};
 use banyan_core::certificate::Committee;
 use banyan_core::codec::BoundedVec;
 use banyan_core::hash::Digest;
@@ -20,7 +21,7 @@ use banyan_vrf::EpochSeed;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::verify_binding;
-use crate::registry::{committee_from_state, KeyBook, RegistryError};
+use crate::registry::committee_from_state;
 
 /// Largest genesis file read.
 pub const MAX_GENESIS_BYTES: u64 = 16 << 20;
@@ -131,21 +132,6 @@ fn invalid(what: impl Into<String>, why: impl Into<String>) -> GenesisError {
         what: what.into(),
         why: why.into(),
     }
-}
-
-/// The parameters a chain runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChainParams {
-    /// The chain.
-    pub chain: ChainId,
-    /// Blocks per epoch.
-    pub epoch_length: u64,
-    /// Least fee accepted.
-    pub min_fee: Amount,
-    /// Most transactions per block.
-    pub max_block_txs: usize,
-    /// Unbonding period and slash fraction.
-    pub staking: StakingRules,
 }
 
 /// A genesis validator, parsed and checked.
@@ -464,7 +450,7 @@ impl Genesis {
         EpochSeed::genesis(&self.block().header.id())
     }
 
-    fn try_committee(&self) -> Result<Committee, RegistryError> {
+    fn try_committee(&self) -> Result<Committee, CommitteeError> {
         committee_from_state(&self.initial_state(), Epoch(0), &self.keys)
     }
 
@@ -474,6 +460,95 @@ impl Genesis {
         #[allow(clippy::expect_used)]
         self.try_committee()
             .expect("validate checked that the genesis committee forms")
+    }
+}
+
+/// A chain derived from the main chain's genesis for running several chain instances before
+/// sidechains exist: the same file with another chain id (so the same validators, stakes
+/// and funded accounts, its own genesis block and state), in the main chain's network.
+#[derive(Clone, Debug)]
+pub struct TestChainGenesis {
+    genesis: Genesis,
+    network: Digest,
+}
+
+impl Genesis {
+    /// The test chain `chain` derived from this (main-chain) genesis.
+    pub fn derive_test_chain(&self, chain: ChainId) -> Result<TestChainGenesis, GenesisError> {
+        if chain == ChainId::MAIN || self.chain() != ChainId::MAIN {
+            return Err(invalid(
+                "chain_id",
+                format!("a test chain is derived from the main chain's genesis with another id, not {chain}"),
+            ));
+        }
+        let mut file = self.file.clone();
+        file.chain_id = chain.0;
+        Ok(TestChainGenesis {
+            genesis: Genesis::validate(file)?,
+            network: self.network(),
+        })
+    }
+}
+
+impl ChainGenesis for TestChainGenesis {
+    fn params(&self) -> ChainParams {
+        self.genesis.params()
+    }
+
+    fn block(&self) -> Block {
+        self.genesis.block()
+    }
+
+    fn initial_state(&self) -> State {
+        self.genesis.initial_state()
+    }
+
+    fn committee(&self) -> Committee {
+        self.genesis.committee()
+    }
+
+    fn key_book(&self) -> &KeyBook {
+        self.genesis.key_book()
+    }
+
+    fn seed(&self) -> EpochSeed {
+        self.genesis.seed()
+    }
+
+    /// The main chain's network: transactions for the test chain sign the same network id.
+    fn network(&self) -> Digest {
+        self.network
+    }
+}
+
+impl ChainGenesis for Genesis {
+    fn params(&self) -> ChainParams {
+        Genesis::params(self)
+    }
+
+    fn block(&self) -> Block {
+        Genesis::block(self)
+    }
+
+    fn initial_state(&self) -> State {
+        Genesis::initial_state(self)
+    }
+
+    fn committee(&self) -> Committee {
+        Genesis::committee(self)
+    }
+
+    fn key_book(&self) -> &KeyBook {
+        Genesis::key_book(self)
+    }
+
+    fn seed(&self) -> EpochSeed {
+        Genesis::seed(self)
+    }
+
+    /// The main chain's genesis names the network.
+    fn network(&self) -> Digest {
+        Genesis::network(self)
     }
 }
 

@@ -1,70 +1,20 @@
-//! The main chain: genesis, validator registry, mempool, storage layout, and the application
-//! its committee orders blocks for.
+//! The main chain of Banyan: its genesis and its validator registry.
 //!
-//! A node hosts several chain instances (the main chain and the sidechains it is assigned
-//! to). Everything here is parametrised by [`ChainId`](banyan_core::ids::ChainId); the ledger
-//! rules themselves live in [`banyan_ledger::Ledger`], shared by every chain. Only the
-//! registry-to-committee step ([`registry`]) and the genesis ([`genesis`]) are specific to the
-//! main chain.
-//!
-//! # Fees and admission
-//!
-//! Every transaction pays a native fee of at least the chain's `min_fee` (genesis parameter):
-//! spam has a cost. The ledger's *admission* checks — right chain, nonce equal to the
-//! sender's, nonce not exhausted, balance covering the fee — decide whether a transaction is
-//! charged at all; one refused there pays nothing. So a block may not contain any transaction
-//! that fails admission: a block of free junk would make spam free.
-//!
-//! - The [`mempool`] refuses oversized transactions, other chains, fees below the minimum,
-//!   nonces below the committed one ("stale or replayed nonce") or too far above it,
-//!   duplicates, and anything over its limits; it checks signatures (and stake proofs of
-//!   possession) in one batch.
-//! - A leader ([`ChainApp`]'s `propose`) takes, per sender, the run of consecutive nonces
-//!   starting at the sender's nonce in the parent's state, executes, and drops any
-//!   transaction refused at admission (and that sender's later ones) before proposing.
-//! - A follower (`verify`) checks the block's limits, chain ids, minimum fees and signatures
-//!   (skipping transactions exactly as its mempool holds them), executes on the parent's
-//!   state, refuses any admission failure, and compares the state and outbox roots.
-//!
-//! # Epochs
-//!
-//! A block ends its epoch when its height is a positive multiple of `epoch_length`. The
-//! committee of epoch `e + 1` is the validator registry in the state after the block that ends
-//! epoch `e` ([`registry::committee_from_state`]): stake and unstake transactions committed
-//! during epoch `e` change the validator set at the next boundary, not before. The seed of
-//! epoch `e + 1` is [`banyan_vrf::next_epoch_seed`] of epoch `e`'s seed and the VRF outputs
-//! of its committed blocks (the proofs in their headers, checked by the consensus leader
-//! election), in height order, up to `min(epoch_length, 4096)` of them. The outputs are not
-//! stored separately: after a restart they are read back from the epoch's stored blocks.
-//!
-//! # Storage and atomicity
-//!
-//! [`storage::ChainStore`] keeps a chain in a RocksDB store shared with other chains, every key
-//! prefixed by the 4-byte big-endian chain id (the module docs give the full layout). A
-//! committed block, its receipt summaries, its packets, its state writes, the proofs of
-//! possession of keys first staked in it, the committed tip and, when it ends an epoch, the
-//! next epoch's record are written in **one** batch with `Durability::Sync`. Memory is updated
-//! only after that write succeeds; a failed write makes `commit` return a fatal
-//! [`banyan_consensus::AppError`], which stops the replica, and the app commits nothing more,
-//! so the node stops rather than diverges. Consensus safety data is
-//! written synced before the replica signs.
+//! Every chain, the main chain included, is a [`banyan_chain::ChainApp`] (application,
+//! mempool, storage). What only the main chain has is here: the [`genesis`] file it starts
+//! from (a [`banyan_chain::ChainGenesis`]), the rule that makes each epoch's committee from
+//! its own validator [`registry`] ([`OwnRegistry`], a [`banyan_chain::CommitteeSource`]), and
+//! the [`identity`] binding of a node's network key to its validator key. The sidechain
+//! registry and checkpoints join it with sidechains.
 //!
 //! # Identity
 //!
 //! [`identity`] binds a node's network (TLS) key to its validator key with a BLS signature
 //! under a tag of its own.
 
-pub mod app;
-pub mod error;
 pub mod genesis;
 pub mod identity;
-pub mod mempool;
 pub mod registry;
-pub mod storage;
 
-pub use app::{nonce_in, ChainApp, CommitObserver, NoopObserver, SharedChainApp};
-pub use error::ChainError;
-pub use genesis::{build_genesis, ChainParams, Genesis, GenesisError, GenesisFile};
-pub use mempool::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
-pub use registry::{committee_from_state, registry, KeyBook, RegistryError};
-pub use storage::{ChainStore, CommittedTip, EpochRecord, ReceiptSummary};
+pub use genesis::{build_genesis, Genesis, GenesisError, GenesisFile, TestChainGenesis};
+pub use registry::{committee_from_state, registry, OwnRegistry};

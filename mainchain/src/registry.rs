@@ -9,7 +9,7 @@
 //! Unstaked coins leave the record at once (they stop counting at the next boundary) and wait
 //! in the account's [`StateKey::Unbonding`] entry until `unbonding_epochs` epochs after that
 //! boundary, slashable all along; the block ending the epoch before their release pays them
-//! ([`banyan_ledger::end_of_epoch`], run by [`crate::ChainApp`]). A key proven to have
+//! ([`banyan_ledger::end_of_epoch`], run by [`banyan_chain::ChainApp`]). A key proven to have
 //! signed two conflicting votes is slashed and jailed ([`StateKey::Jailed`]) by a
 //! `ReportEquivocation` transaction and never sits in a committee again. The rules are in
 //! [`banyan_ledger`].
@@ -29,108 +29,21 @@
 //!    (`s = 0` for any realistic stake), and a weight that the shift would make zero is
 //!    raised to one. Proportions are kept up to `2^-64` of the largest stake.
 //!
-//! A committee member's key must carry a checked proof of possession ([`PopVerifiedKey`]),
-//! and core offers no way to make one except verifying the proof. Records in the state keep
-//! only the key, so the proofs are kept beside the state (in a [`KeyBook`], persisted by
-//! [`crate::storage::ChainStore`]): each key's proof is checked when it enters the book.
+//! Members' keys come from the chain's [`KeyBook`]: each key's proof of possession was checked
+//! when it entered the book. [`OwnRegistry`] is this rule as the main chain's
+//! [`CommitteeSource`].
 
 use std::collections::HashMap;
 
+use banyan_chain::{CommitteeError, CommitteeSource, KeyBook};
 use banyan_core::certificate::{Committee, CommitteeMember, MAX_COMMITTEE_SIZE};
-use banyan_core::codec::{BoundedVec, Decode, Encode};
 use banyan_core::hash::{hash, Domain};
 use banyan_core::ids::{Address, Epoch, ValidatorId};
-use banyan_core::keys::{
-    BlsPublicKey, KeyError, PopVerifiedKey, ProofOfPossession, BLS_PUBLIC_KEY_BYTES,
-};
+use banyan_core::keys::{BlsPublicKey, PopVerifiedKey, BLS_PUBLIC_KEY_BYTES};
 use banyan_core::state::State;
-use banyan_core::tx::{
-    ProposalEquivocation, SignedProposal, SignedVote, StateKey, TxKind, VoteEquivocation,
-};
+use banyan_core::tx::StateKey;
 use banyan_core::value::StateValue;
 use banyan_core::value::ValidatorRecord;
-
-/// Why no committee could be built.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RegistryError {
-    /// No validator has stake.
-    #[error("the validator registry is empty: no account has stake, so there is no committee")]
-    Empty,
-    /// A record's key is not a valid BLS public key.
-    #[error("validator record of account {address} holds an invalid BLS key: {source}")]
-    BadKey {
-        /// The account.
-        address: Address,
-        /// Why the key is invalid.
-        source: KeyError,
-    },
-    /// No checked proof of possession is known for a record's key.
-    #[error(
-        "no proof of possession is known for the BLS key {key} of account {address}; the key \
-         book is incomplete (the data directory is damaged: resync the node)"
-    )]
-    MissingProof {
-        /// The account.
-        address: Address,
-        /// The key (hex).
-        key: String,
-    },
-    /// The committee could not be formed.
-    #[error("cannot form the committee: {0}")]
-    Committee(String),
-}
-
-/// BLS keys whose proofs of possession were checked, with the proofs (to persist them).
-#[derive(Clone, Debug, Default)]
-pub struct KeyBook {
-    keys: HashMap<[u8; BLS_PUBLIC_KEY_BYTES], (PopVerifiedKey, ProofOfPossession)>,
-}
-
-impl KeyBook {
-    /// An empty book.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Check `pop` for `key` and add it. A key already in the book is not checked again.
-    pub fn verify_and_insert(
-        &mut self,
-        key: &BlsPublicKey,
-        pop: &ProofOfPossession,
-    ) -> Result<PopVerifiedKey, KeyError> {
-        if let Some((k, _)) = self.keys.get(key.as_bytes()) {
-            return Ok(*k);
-        }
-        let verified = pop.verify(key)?;
-        self.keys.insert(*key.as_bytes(), (verified, *pop));
-        Ok(verified)
-    }
-
-    /// The checked key with these bytes.
-    pub fn get(&self, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Option<&PopVerifiedKey> {
-        self.keys.get(key).map(|(k, _)| k)
-    }
-
-    /// The proof of possession of `key`.
-    pub fn proof(&self, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Option<&ProofOfPossession> {
-        self.keys.get(key).map(|(_, p)| p)
-    }
-
-    /// Whether `key` is in the book.
-    pub fn contains(&self, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> bool {
-        self.keys.contains_key(key)
-    }
-
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether the book is empty.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
 
 /// Every validator record of `state` with stake, by address.
 pub fn registry(state: &State) -> Vec<(Address, ValidatorRecord)> {
@@ -153,98 +66,6 @@ pub fn is_jailed(state: &State, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> bool {
     state.get(&StateKey::Jailed(id)) == StateValue::Flag(true)
 }
 
-/// The accounts whose validator records hold the BLS key with these bytes (with stake or
-/// coins unbonding): the `offender`s an equivocation of that key can be reported against.
-/// In address order; one pass over the state, without sorting it.
-pub fn accounts_of_key(state: &State, key: &[u8; BLS_PUBLIC_KEY_BYTES]) -> Vec<Address> {
-    let mut accounts: Vec<Address> = state
-        .entries()
-        .filter_map(|(k, v)| match (k, v) {
-            (StateKey::Validator(addr), StateValue::Validator(r)) if r.key == *key => Some(addr),
-            _ => None,
-        })
-        .collect();
-    accounts.sort_unstable();
-    accounts
-}
-
-/// The evidence a `ReportEquivocation` transaction carries, from the double-vote evidence
-/// consensus detects (`Output::Evidence`), with the signer's key from the committee of the
-/// votes' epoch. `None` for proposal evidence and for a signer outside `committee`.
-pub fn vote_equivocation(
-    evidence: &banyan_consensus::Evidence,
-    committee: &Committee,
-) -> Option<VoteEquivocation> {
-    let banyan_consensus::Evidence::ConflictingVotes(a, b) = evidence else {
-        return None;
-    };
-    if a.signer != b.signer {
-        return None;
-    }
-    let member = committee.members().get(usize::from(a.signer))?;
-    Some(VoteEquivocation {
-        validator_key: *member.key.key(),
-        first: SignedVote {
-            data: a.data,
-            signature: a.signature,
-        },
-        second: SignedVote {
-            data: b.data,
-            signature: b.signature,
-        },
-    })
-}
-
-/// The evidence a `ReportProposalEquivocation` transaction carries, from the double-proposal
-/// evidence consensus detects, with the leader's key from the committee of the proposals'
-/// epoch. `None` for vote evidence and for a signer outside `committee`.
-pub fn proposal_equivocation(
-    evidence: &banyan_consensus::Evidence,
-    committee: &Committee,
-) -> Option<ProposalEquivocation> {
-    let banyan_consensus::Evidence::ConflictingProposals(a, b) = evidence else {
-        return None;
-    };
-    if a.signer != b.signer {
-        return None;
-    }
-    let member = committee.members().get(usize::from(a.signer))?;
-    let signed = |p: &banyan_consensus::ProposalStub| SignedProposal {
-        chain: p.chain,
-        epoch: p.epoch,
-        round: p.round,
-        block: p.block,
-        signature: p.signature,
-    };
-    Some(ProposalEquivocation {
-        validator_key: *member.key.key(),
-        first: signed(a),
-        second: signed(b),
-    })
-}
-
-/// The transaction kind that reports `evidence` (either kind) against `offender`, the account
-/// whose stake backs the signer's key; `None` when the signer is not in `committee`.
-pub fn report_of(
-    evidence: &banyan_consensus::Evidence,
-    committee: &Committee,
-    offender: Address,
-) -> Option<TxKind> {
-    match evidence {
-        banyan_consensus::Evidence::ConflictingVotes(..) => vote_equivocation(evidence, committee)
-            .map(|e| TxKind::ReportEquivocation {
-                offender,
-                evidence: Box::new(e),
-            }),
-        banyan_consensus::Evidence::ConflictingProposals(..) => {
-            proposal_equivocation(evidence, committee).map(|e| TxKind::ReportProposalEquivocation {
-                offender,
-                evidence: Box::new(e),
-            })
-        }
-    }
-}
-
 /// Bits every stake is shifted right by so that `max` fits in a `u64`.
 fn weight_shift(max: u128) -> u32 {
     let bits = 128 - max.leading_zeros();
@@ -256,7 +77,7 @@ pub fn committee_from_state(
     state: &State,
     epoch: Epoch,
     keys: &KeyBook,
-) -> Result<Committee, RegistryError> {
+) -> Result<Committee, CommitteeError> {
     // Merge records per key, checking each key is known.
     let mut by_key: HashMap<[u8; BLS_PUBLIC_KEY_BYTES], (PopVerifiedKey, u128)> = HashMap::new();
     for (address, record) in registry(state) {
@@ -265,9 +86,9 @@ pub fn committee_from_state(
         }
         let Some(verified) = keys.get(&record.key) else {
             if let Err(source) = BlsPublicKey::from_bytes(&record.key) {
-                return Err(RegistryError::BadKey { address, source });
+                return Err(CommitteeError::BadKey { address, source });
             }
-            return Err(RegistryError::MissingProof {
+            return Err(CommitteeError::MissingProof {
                 address,
                 key: hex::encode(record.key),
             });
@@ -276,7 +97,7 @@ pub fn committee_from_state(
         entry.1 = entry.1.saturating_add(record.stake.0);
     }
     if by_key.is_empty() {
-        return Err(RegistryError::Empty);
+        return Err(CommitteeError::Empty);
     }
     let mut candidates: Vec<(ValidatorId, PopVerifiedKey, u128)> = by_key
         .into_values()
@@ -295,68 +116,22 @@ pub fn committee_from_state(
             stake: u64::try_from(stake >> shift).unwrap_or(u64::MAX).max(1),
         })
         .collect();
-    Committee::new(epoch, members).map_err(|e| RegistryError::Committee(e.to_string()))
+    Committee::new(epoch, members).map_err(|e| CommitteeError::Committee(e.to_string()))
 }
 
-/// One committee member as stored: the key, its proof of possession and its weight.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
-pub struct MemberRecord {
-    /// The BLS key.
-    pub key: BlsPublicKey,
-    /// Its proof of possession.
-    pub pop: ProofOfPossession,
-    /// Voting weight.
-    pub stake: u64,
-}
+/// The main chain's committee rule as a [`CommitteeSource`]: the committee of each epoch is
+/// [`committee_from_state`] of the chain's own registry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnRegistry;
 
-/// A committee in an encodable form (a [`Committee`] holds checked keys, which only a proof
-/// check can make, so the proofs travel with it).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[bincode(crate = "banyan_core::codec::bincode")]
-pub struct CommitteeRecord {
-    /// Members in bitmap order.
-    pub members: BoundedVec<MemberRecord, MAX_COMMITTEE_SIZE>,
-}
-
-impl CommitteeRecord {
-    /// The record of `committee`, with proofs from `keys`.
-    pub fn from_committee(committee: &Committee, keys: &KeyBook) -> Result<Self, RegistryError> {
-        let mut members = Vec::with_capacity(committee.len());
-        for m in committee.members() {
-            let key = *m.key.key();
-            let pop = keys
-                .proof(key.as_bytes())
-                .ok_or_else(|| RegistryError::MissingProof {
-                    address: Address::default(),
-                    key: key.to_hex(),
-                })?;
-            members.push(MemberRecord {
-                key,
-                pop: *pop,
-                stake: m.stake,
-            });
-        }
-        let members = BoundedVec::new(members)
-            .map_err(|m| RegistryError::Committee(format!("{} members", m.len())))?;
-        Ok(CommitteeRecord { members })
-    }
-
-    /// The committee of `epoch`, checking every proof of possession again (`keys` caches
-    /// checked keys and learns the new ones).
-    pub fn to_committee(&self, epoch: Epoch, keys: &mut KeyBook) -> Result<Committee, KeyError> {
-        let mut members = Vec::with_capacity(self.members.len());
-        for m in self.members.iter() {
-            let key = keys.verify_and_insert(&m.key, &m.pop)?;
-            members.push(CommitteeMember {
-                key,
-                stake: m.stake,
-            });
-        }
-        Committee::new(epoch, members).map_err(|e| KeyError::Encoding {
-            what: "committee record",
-            reason: e.to_string(),
-        })
+impl CommitteeSource for OwnRegistry {
+    fn next_committee(
+        &self,
+        state: &State,
+        epoch: Epoch,
+        keys: &KeyBook,
+    ) -> Result<Committee, CommitteeError> {
+        committee_from_state(state, epoch, keys)
     }
 }
 

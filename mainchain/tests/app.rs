@@ -3,15 +3,15 @@
 
 mod common;
 
+use banyan_chain::app::outbox_root;
 use banyan_consensus::{Application, Payload};
 use banyan_core::header::Block;
 use banyan_core::ids::{Amount, AssetId, Height};
 use banyan_core::keys::{AccountSecretKey, AccountSignature};
 use banyan_core::tx::TxKind;
-use banyan_mainchain::app::outbox_root;
 use common::*;
 
-fn tip_block(app: &banyan_mainchain::ChainApp) -> Block {
+fn tip_block(app: &banyan_chain::ChainApp) -> Block {
     app.store()
         .block_by_height(app.committed_tip().height)
         .unwrap()
@@ -85,7 +85,7 @@ fn leader_and_follower_agree() {
         let committed = pool.committed_state().expect("recorded at commit");
         assert_eq!(committed.root(), b2.header.state_root);
         assert_eq!(
-            banyan_mainchain::nonce_in(&committed, &from),
+            banyan_chain::nonce_in(&committed, &from),
             banyan_core::ids::Nonce(30)
         );
     }
@@ -111,7 +111,7 @@ fn leader_and_follower_agree() {
 /// Committed accounts as a lagging view might show them: everyone funded, at nonce 0.
 struct StaleView;
 
-impl banyan_mainchain::mempool::CommittedAccounts for StaleView {
+impl banyan_chain::mempool::CommittedAccounts for StaleView {
     fn nonce(&self, _: &banyan_core::ids::Address) -> banyan_core::ids::Nonce {
         banyan_core::ids::Nonce(0)
     }

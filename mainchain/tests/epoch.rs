@@ -5,6 +5,7 @@
 
 mod common;
 
+use banyan_chain::{CommitteeError, KeyBook};
 use banyan_consensus::Application;
 use banyan_core::ids::{Amount, Epoch, Height};
 use banyan_core::keys::{BlsPublicKey, BlsSecretKey};
@@ -13,7 +14,7 @@ use banyan_core::tx::{StateKey, TxKind};
 use banyan_core::value::StateValue;
 use banyan_core::value::{UnbondingEntry, ValidatorRecord};
 use banyan_ledger::DEFAULT_UNBONDING_EPOCHS;
-use banyan_mainchain::{committee_from_state, registry, KeyBook, RegistryError};
+use banyan_mainchain::{committee_from_state, registry};
 use common::*;
 
 fn keys_of(c: &banyan_core::certificate::Committee) -> Vec<BlsPublicKey> {
@@ -201,7 +202,7 @@ fn committee_rules() {
     };
     assert_eq!(
         committee_from_state(&state, Epoch(1), &book),
-        Err(RegistryError::Empty)
+        Err(CommitteeError::Empty)
     );
     put(&mut state, 1, &keys[0], 10);
     put(&mut state, 2, &keys[1], u128::MAX / 2);
@@ -239,7 +240,7 @@ fn committee_rules() {
         .verify_and_insert(&keys[1].public_key(), &keys[1].prove_possession())
         .unwrap();
     let e = committee_from_state(&state, Epoch(1), &partial).unwrap_err();
-    assert!(matches!(e, RegistryError::MissingProof { .. }), "{e}");
+    assert!(matches!(e, CommitteeError::MissingProof { .. }), "{e}");
     // A jailed key is left out, whichever accounts back it.
     assert_eq!(
         committee_from_state(&state, Epoch(1), &book).unwrap().len(),

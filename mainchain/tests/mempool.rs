@@ -6,11 +6,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use banyan_chain::mempool::CommittedAccounts;
+use banyan_chain::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::keys::{AccountSecretKey, AccountSignature};
 use banyan_core::tx::{SignedTx, TxBody, TxKind};
-use banyan_mainchain::mempool::CommittedAccounts;
-use banyan_mainchain::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
 use common::*;
 
 fn limits(max_txs: usize, max_per_sender: usize) -> MempoolLimits {

@@ -3,9 +3,10 @@
 
 mod common;
 
+use banyan_chain::{ChainApp, ChainStore, NoopObserver};
 use banyan_consensus::Application;
 use banyan_core::ids::{Height, Nonce};
-use banyan_mainchain::{ChainApp, ChainStore, NoopObserver};
+use banyan_mainchain::OwnRegistry;
 use common::*;
 
 #[test]
@@ -92,8 +93,15 @@ fn a_data_dir_of_another_chain_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(open_app(dir.path(), &f.genesis, 1));
     let store = ChainStore::new(open_store(dir.path()), banyan_core::ids::ChainId::MAIN);
-    let e =
-        ChainApp::open(store, &other.genesis, mempool(), 1, Box::new(NoopObserver)).unwrap_err();
+    let e = ChainApp::open(
+        store,
+        &other.genesis,
+        Box::new(OwnRegistry),
+        mempool(),
+        1,
+        Box::new(NoopObserver),
+    )
+    .unwrap_err();
     assert!(
         e.to_string().contains("data dir belongs to another chain"),
         "{e}"

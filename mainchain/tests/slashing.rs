@@ -9,6 +9,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use banyan_chain::evidence::{
+    accounts_of_key, proposal_equivocation, report_of, vote_equivocation,
+};
+use banyan_chain::{ChainApp, ChainStore, CommitObserver, Mempool};
 use banyan_consensus::{Application, Evidence, Payload, ProposalStub, Vote};
 use banyan_core::certificate::{Committee, VoteData};
 use banyan_core::hash::Digest;
@@ -23,10 +27,8 @@ use banyan_core::value::StateValue;
 use banyan_core::value::{UnbondingEntry, ValidatorRecord};
 use banyan_ledger::VerifiedTx;
 use banyan_ledger::{native_supply, Effect, Failure, Outcome, Receipt, VerifyError};
-use banyan_mainchain::registry::{
-    accounts_of_key, is_jailed, proposal_equivocation, report_of, vote_equivocation,
-};
-use banyan_mainchain::{ChainApp, ChainStore, CommitObserver, Genesis, Mempool};
+use banyan_mainchain::registry::is_jailed;
+use banyan_mainchain::{Genesis, OwnRegistry};
 use common::*;
 
 /// A committed block's height and typed receipts.
@@ -81,7 +83,15 @@ fn open(path: &std::path::Path, genesis: &Genesis) -> (ChainApp, Arc<Mempool>, R
     let store = ChainStore::new(open_store(path), ChainId::MAIN);
     let pool = mempool();
     let receipts = Receipts::default();
-    let app = ChainApp::open(store, genesis, pool.clone(), 1, Box::new(receipts.clone())).unwrap();
+    let app = ChainApp::open(
+        store,
+        genesis,
+        Box::new(OwnRegistry),
+        pool.clone(),
+        1,
+        Box::new(receipts.clone()),
+    )
+    .unwrap();
     (app, pool, receipts)
 }
 
@@ -335,7 +345,7 @@ fn equivocation_report_slashes_and_removes_the_validator_at_the_next_epoch() {
             Payload {
                 txs: vec![t],
                 state_root: root,
-                outbox_root: banyan_mainchain::app::outbox_root(&[]),
+                outbox_root: banyan_chain::app::outbox_root(&[]),
             },
             3,
         );

@@ -3,12 +3,12 @@
 
 mod common;
 
+use banyan_chain::ChainStore;
 use banyan_consensus::{BlockStore, EpochChangeProof, SafetyData, SafetyStorage};
 use banyan_core::certificate::{QuorumCertificate, SignerBitmap, VoteData};
 use banyan_core::codec::BoundedVec;
 use banyan_core::ids::{ChainId, Epoch, Height, Round};
 use banyan_core::keys::BlsSecretKey;
-use banyan_mainchain::ChainStore;
 use common::*;
 
 fn qc(

@@ -289,7 +289,16 @@ pub struct NodeConfig {
     /// The other nodes (the identities they published).
     #[serde(default)]
     pub peers: Vec<Identity>,
+    /// Chains this node runs beside the main chain, each derived from the main chain's
+    /// genesis (the same validators and funded accounts, its own chain id and state): a way
+    /// to run several chain instances in one node until sidechains are spawned on the main
+    /// chain. Every validator of the network must list the same ids. Empty by default.
+    #[serde(default)]
+    pub test_chains: Vec<u32>,
 }
+
+/// Most test chains one node runs.
+pub const MAX_TEST_CHAINS: usize = 8;
 
 fn one() -> usize {
     1
@@ -335,6 +344,25 @@ impl NodeConfig {
             bail!(
                 "{}: execution_threads must be between 1 and 64",
                 path.display()
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &id in &cfg.test_chains {
+            if id == 0 {
+                bail!(
+                    "{}: test_chains lists 0, the main chain's id; list other ids (e.g. [1])",
+                    path.display()
+                );
+            }
+            if !seen.insert(id) {
+                bail!("{}: test_chains lists chain {id} twice", path.display());
+            }
+        }
+        if cfg.test_chains.len() > MAX_TEST_CHAINS {
+            bail!(
+                "{}: test_chains lists {} chains; at most {MAX_TEST_CHAINS}",
+                path.display(),
+                cfg.test_chains.len()
             );
         }
         Ok(cfg)

@@ -70,6 +70,11 @@ pub struct DevnetArgs {
     /// Skip the demo transfers.
     #[arg(long)]
     pub no_demo: bool,
+    /// Also run these chains in every node, each derived from the main chain's genesis (same
+    /// validators and funded accounts, its own chain id and state), e.g. `--test-chains 1,2`;
+    /// load one with `banyan load --chain 1`.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub test_chains: Vec<u32>,
 }
 
 /// Where a devnet's pieces are.
@@ -261,6 +266,7 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
             peers,
         );
         cfg.consensus.base_timeout_ms = args.base_timeout_ms;
+        cfg.test_chains = args.test_chains.clone();
         NodeDir {
             home: &home,
             config: cfg,

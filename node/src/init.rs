@@ -115,6 +115,7 @@ pub fn config(
         mempool: MempoolSection::default(),
         rpc: crate::config::RpcSection::default(),
         peers,
+        test_chains: Vec::new(),
     }
 }
 

@@ -13,11 +13,12 @@ use crate::metrics::Metrics;
 use crate::rpc::server::{serve, serve_metrics};
 use crate::wire;
 use anyhow::{anyhow, bail, Context, Result};
+use banyan_chain::mempool::CommittedAccounts;
+use banyan_chain::{ChainGenesis, Mempool, MempoolLimits};
 use banyan_consensus::ReplicaConfig;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::tx::{SignedTx, TxKind};
-use banyan_mainchain::mempool::CommittedAccounts;
-use banyan_mainchain::{Genesis, Mempool, MempoolLimits};
+use banyan_mainchain::{Genesis, OwnRegistry};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
 use banyan_store::{Store, StoreOptions};
 use std::collections::{BTreeMap, HashMap};
@@ -32,7 +33,8 @@ pub struct Node {
     validator_id: String,
     /// The network's id (hex).
     network_id: String,
-    chains: BTreeMap<ChainId, ChainInstance>,
+    /// The chain instances it hosts, by chain id: added and removed while it runs.
+    chains: std::sync::RwLock<BTreeMap<ChainId, Arc<ChainInstance>>>,
     network: Network,
     metrics: Metrics,
     peers_configured: usize,
@@ -117,54 +119,65 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let rpc_listener = bind(cfg.rpc_listen, "JSON-RPC", "rpc_listen").await?;
     let metrics_listener = bind(cfg.metrics_listen, "metrics", "metrics_listen").await?;
 
-    let chain = genesis.chain();
-    let params = genesis.params();
     let network_id = genesis.network();
-    let mempool = Arc::new(Mempool::new(
-        chain,
-        network_id,
-        MempoolLimits {
-            max_txs: cfg.mempool.max_txs,
-            max_per_sender: cfg.mempool.max_per_sender,
-            min_fee: params.min_fee,
-            ..MempoolLimits::default()
-        },
-    ));
-    let replica = ReplicaConfig {
-        chain,
-        base_timeout_ms: cfg.consensus.base_timeout_ms,
-        max_timeout_ms: cfg.consensus.max_timeout_ms,
-        max_clock_drift_ms: cfg.consensus.max_clock_drift_ms,
-        min_block_interval_ms: cfg.consensus.min_block_interval_ms,
-        ..ReplicaConfig::default()
-    };
     let key = banyan_core::keys::BlsSecretKey::from_bytes(&*keys.bls.to_bytes())
         .map_err(|e| anyhow!("BLS key: {e}"))?;
-    let setup = ChainSetup {
-        store: store.clone(),
-        genesis,
-        key,
-        reporter: banyan_core::keys::AccountSecretKey::from_bytes(&keys.account.to_bytes()),
-        peers: peers.clone(),
-        replica,
-        mempool,
-        threads: cfg.execution_threads,
-        metrics: metrics.clone(),
-        network: network.clone(),
-    };
-    let instance = tokio::task::block_in_place(|| ChainInstance::start(setup))?;
-    let mut chains = BTreeMap::new();
-    chains.insert(chain, instance);
     let node = Arc::new(Node {
         name: cfg.name.clone(),
         validator_id: public.validator_id.to_hex(),
         network_id: network_id.to_hex(),
-        chains,
+        chains: std::sync::RwLock::new(BTreeMap::new()),
         network: network.clone(),
         metrics: metrics.clone(),
         peers_configured: peers.len(),
         block_requests: std::sync::Mutex::new(HashMap::new()),
     });
+    // The main chain, then the test chains derived from its genesis.
+    let mut genesises: Vec<Box<dyn ChainGenesis + Send>> = Vec::new();
+    for &id in &cfg.test_chains {
+        let derived = genesis
+            .derive_test_chain(ChainId(id))
+            .map_err(|e| anyhow!("test chain {id}: {e}"))?;
+        genesises.push(Box::new(derived));
+    }
+    genesises.insert(0, Box::new(genesis));
+    for g in genesises {
+        let params = g.params();
+        let chain = params.chain;
+        let mempool = Arc::new(Mempool::new(
+            chain,
+            network_id,
+            MempoolLimits {
+                max_txs: cfg.mempool.max_txs,
+                max_per_sender: cfg.mempool.max_per_sender,
+                min_fee: params.min_fee,
+                ..MempoolLimits::default()
+            },
+        ));
+        let replica = ReplicaConfig {
+            chain,
+            base_timeout_ms: cfg.consensus.base_timeout_ms,
+            max_timeout_ms: cfg.consensus.max_timeout_ms,
+            max_clock_drift_ms: cfg.consensus.max_clock_drift_ms,
+            min_block_interval_ms: cfg.consensus.min_block_interval_ms,
+            ..ReplicaConfig::default()
+        };
+        let setup = ChainSetup {
+            store: store.clone(),
+            genesis: g,
+            committees: Box::new(OwnRegistry),
+            key: banyan_core::keys::BlsSecretKey::from_bytes(&*key.to_bytes())
+                .map_err(|e| anyhow!("BLS key: {e}"))?,
+            reporter: banyan_core::keys::AccountSecretKey::from_bytes(&keys.account.to_bytes()),
+            peers: peers.clone(),
+            replica,
+            mempool,
+            threads: cfg.execution_threads,
+            metrics: metrics.clone(),
+            network: network.clone(),
+        };
+        tokio::task::block_in_place(|| node.add_chain(setup))?;
+    }
     spawn_receivers(node.clone(), receivers);
     {
         let node = node.clone();
@@ -174,7 +187,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
                     .peers
                     .set(node.network.connected().len() as i64);
                 // Pooled transactions past their TTL leave even when nothing new arrives.
-                for c in node.chains.values() {
+                for c in node.instances() {
                     c.mempool.evict_expired(std::time::Instant::now());
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -219,14 +232,11 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let _ = rpc_task.await;
     let _ = metrics_task.await;
     network.shutdown().await;
-    let node = Arc::try_unwrap(node).map_err(|_| anyhow!("node still referenced at shutdown"));
-    if let Ok(mut node) = node {
-        tokio::task::block_in_place(|| {
-            for c in node.chains.values_mut() {
-                c.stop();
-            }
-        });
-    }
+    tokio::task::block_in_place(|| {
+        for c in node.instances() {
+            node.remove_chain(c.chain);
+        }
+    });
     store.flush().ok();
     if let Some(why) = failed {
         bail!("{why}");
@@ -244,7 +254,7 @@ async fn wait_for_stop(node: &Node) -> Option<String> {
             _ = tokio::signal::ctrl_c() => return None,
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => return None,
             _ = tick.tick() => {
-                for c in node.chains.values() {
+                for c in node.instances() {
                     if let Some(f) = c.shared().fatal {
                         return Some(format!("chain {} failed: {f}", c.chain.0));
                     }
@@ -306,7 +316,7 @@ impl Node {
                 return;
             }
         };
-        let Some(instance) = self.chains.get(&chain) else {
+        let Some(instance) = self.instance(chain) else {
             self.metrics
                 .consensus_rejected
                 .with_label_values(&["none", "UnknownChain"])
@@ -324,10 +334,10 @@ impl Node {
             }
             wire::Body::Txs(txs) => {
                 // Gossiped transactions: checked like any others, not gossiped again.
-                let _ = self.insert(instance, &txs);
+                let _ = self.insert(&instance, &txs);
             }
             wire::Body::BlocksRequest { from: lo, to: hi } => {
-                self.serve_blocks(from, instance, lo, hi)
+                self.serve_blocks(from, &instance, lo, hi)
             }
             wire::Body::Blocks(blocks) => {
                 if let Err(why) = instance.deliver_blocks(from, blocks, payload.len()) {
@@ -373,22 +383,21 @@ impl Node {
                 .inc();
             return;
         }
-        let mut blocks = Vec::new();
-        let mut bytes = 0usize;
-        let mut h = lo.max(1);
-        while h <= hi && blocks.len() < wire::MAX_BLOCKS_PER_FRAME {
-            match instance.store.block_by_height(Height(h)) {
-                Ok(Some(b)) => {
-                    bytes = bytes.saturating_add(banyan_core::codec::encoded_len(&b));
-                    if !blocks.is_empty() && bytes > wire::BLOCKS_FRAME_BUDGET {
-                        break;
-                    }
-                    blocks.push(b);
-                }
-                _ => break,
+        let blocks = match instance.store.committed_blocks(
+            lo,
+            hi,
+            wire::MAX_BLOCKS_PER_FRAME,
+            wire::BLOCKS_FRAME_BUDGET,
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(
+                    chain = instance.chain.0,
+                    "cannot serve blocks {lo}..={hi}: {e}"
+                );
+                return;
             }
-            h += 1;
-        }
+        };
         if blocks.is_empty() {
             return;
         }
@@ -403,7 +412,7 @@ impl Node {
         &self,
         instance: &ChainInstance,
         txs: &[SignedTx],
-    ) -> Vec<Result<banyan_core::hash::Digest, banyan_mainchain::MempoolError>> {
+    ) -> Vec<Result<banyan_core::hash::Digest, banyan_chain::MempoolError>> {
         // The committed state in memory when the chain has recorded it (always, once open);
         // the store otherwise. `now` is the pool's only clock: admission times for expiry
         // and the throttle's windows.
@@ -426,17 +435,71 @@ impl Node {
         results
     }
 
-    fn chain(&self, chain: ChainId) -> Result<&ChainInstance, ApiError> {
-        self.chains
-            .get(&chain)
-            .ok_or(ApiError::UnknownChain(chain.0))
+    fn chain(&self, chain: ChainId) -> Result<Arc<ChainInstance>, ApiError> {
+        self.instance(chain).ok_or(ApiError::UnknownChain(chain.0))
+    }
+
+    /// The instance of `chain`, if this node hosts it.
+    fn instance(&self, chain: ChainId) -> Option<Arc<ChainInstance>> {
+        let chains = match self.chains.read() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        chains.get(&chain).cloned()
+    }
+
+    /// Every hosted instance, in chain-id order.
+    pub fn instances(&self) -> Vec<Arc<ChainInstance>> {
+        let chains = match self.chains.read() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        chains.values().cloned().collect()
+    }
+
+    /// Start hosting a chain: open its state (writing its genesis on a fresh store) and start
+    /// its thread. Frames for it are routed to it from then on; a chain already hosted is
+    /// refused.
+    pub fn add_chain(&self, setup: ChainSetup) -> Result<()> {
+        let chain = setup.genesis.params().chain;
+        if self.instance(chain).is_some() {
+            bail!("chain {} is already running on this node", chain.0);
+        }
+        let instance = Arc::new(ChainInstance::start(setup)?);
+        let mut chains = match self.chains.write() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        chains.insert(chain, instance);
+        tracing::info!(chain = chain.0, "chain instance started");
+        Ok(())
+    }
+
+    /// Stop hosting a chain: its frames are dropped from now on, its thread persists what is
+    /// in flight and stops. Its data stays in the store. Whether it was hosted.
+    pub fn remove_chain(&self, chain: ChainId) -> bool {
+        let removed = {
+            let mut chains = match self.chains.write() {
+                Ok(c) => c,
+                Err(p) => p.into_inner(),
+            };
+            chains.remove(&chain)
+        };
+        match removed {
+            Some(instance) => {
+                instance.stop();
+                tracing::info!(chain = chain.0, "chain instance stopped");
+                true
+            }
+            None => false,
+        }
     }
 }
 
 /// The committed accounts read from the store, for admission before the chain has recorded
 /// its state in the mempool. A read error counts as an empty account: its transactions are
 /// refused (they cannot be paid for), never admitted unchecked.
-struct StoreAccounts<'a>(&'a banyan_mainchain::ChainStore);
+struct StoreAccounts<'a>(&'a banyan_chain::ChainStore);
 
 impl CommittedAccounts for StoreAccounts<'_> {
     fn nonce(&self, address: &Address) -> Nonce {
@@ -511,7 +574,7 @@ impl NodeApi for Node {
                 continue;
             };
             let (idx, txs): (Vec<usize>, Vec<SignedTx>) = items.into_iter().unzip();
-            let results = self.insert(instance, &txs);
+            let results = self.insert(&instance, &txs);
             let mut accepted = Vec::new();
             for ((i, tx), r) in idx.into_iter().zip(txs).zip(results) {
                 out[i] = Some(match r {
@@ -610,7 +673,7 @@ impl NodeApi for Node {
         let wanted = height.unwrap_or(tip);
         let proof = match c.store.certified_header(Height(wanted)) {
             Ok(p) => p,
-            Err(banyan_mainchain::ChainError::Invalid(why)) => {
+            Err(banyan_chain::ChainError::Invalid(why)) => {
                 return Err(ApiError::NotFound(why));
             }
             Err(e) => return Err(storage(e)),
@@ -660,7 +723,7 @@ impl NodeApi for Node {
             network: self.network_id.clone(),
             peers_connected: self.network.connected().len(),
             peers_configured: self.peers_configured,
-            chains: self.chains.values().map(|c| c.shared().status).collect(),
+            chains: self.instances().iter().map(|c| c.shared().status).collect(),
         }
     }
 }

@@ -317,7 +317,7 @@ async fn crashed_validators_catch_up_and_never_double_sign() {
     for i in 0..4 {
         let store = banyan_store::Store::open(c.db_path(i), &banyan_store::StoreOptions::default())
             .expect("open the stopped node's store");
-        let votes = signed_votes(&store, ChainId::MAIN).expect("vote log");
+        let votes = signed_votes(&std::sync::Arc::new(store), ChainId::MAIN).expect("vote log");
         assert!(!votes.is_empty(), "node {i} logged no votes");
         let mut by_round: BTreeMap<(u64, u64), BTreeSet<[u8; 32]>> = BTreeMap::new();
         for (e, r, b) in votes {

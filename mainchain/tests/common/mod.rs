@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use banyan_chain::{ChainApp, ChainParams, ChainStore, Mempool, MempoolLimits, NoopObserver};
 use banyan_consensus::{Application, Payload};
 use banyan_core::codec::BoundedVec;
 use banyan_core::hash::Digest;
@@ -13,9 +14,7 @@ use banyan_core::keys::{AccountSecretKey, BlsSecretKey};
 use banyan_core::tx::{SignedTx, TxBody, TxKind};
 use banyan_mainchain::genesis::{build_genesis, Validator};
 use banyan_mainchain::identity::bind_network_key;
-use banyan_mainchain::{
-    ChainApp, ChainParams, ChainStore, Genesis, GenesisFile, Mempool, MempoolLimits, NoopObserver,
-};
+use banyan_mainchain::{Genesis, GenesisFile, OwnRegistry};
 use banyan_store::{Store, StoreOptions};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -153,6 +152,7 @@ pub fn open_app(path: &Path, genesis: &Genesis, threads: usize) -> (ChainApp, Ar
     let app = ChainApp::open(
         store,
         genesis,
+        Box::new(OwnRegistry),
         pool.clone(),
         threads,
         Box::new(NoopObserver),

@@ -21,6 +21,11 @@
 //! | `Consensus` | `Q` | highest [`QuorumCertificate`] |
 //! | `Consensus` | `C` | the replica's last committed block id |
 //!
+//! The vote log sits beside these in the `Consensus` column under its own prefix (no chain id
+//! in front, for compatibility with stores written before this layout): `votelog/` | chain id
+//! (4, BE) | epoch (8, BE) | round (8, BE) | block id (32), empty value — every vote this node
+//! signed, so an audit can prove it never signed two blocks in one round.
+//!
 //! Every value goes through the canonical codec and is decoded with a size limit fit for its
 //! type. A committed block, its receipts, packets, state writes, new proofs of possession, the
 //! tip and — at an epoch's end — the next epoch's record are written in **one** batch with
@@ -38,7 +43,7 @@ use banyan_core::hash::Digest;
 use banyan_core::header::{
     Block, BlockHeader, CertifiedHeader, MAX_BLOCK_BYTES, MAX_CERTIFIED_HEADERS, MAX_TXS_PER_BLOCK,
 };
-use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round};
 use banyan_core::keys::{BlsPublicKey, KeyError, ProofOfPossession};
 use banyan_core::state::State;
 use banyan_core::tx::{Outbox, Packet, StateKey};
@@ -46,8 +51,8 @@ use banyan_core::value::StateValue;
 use banyan_store::{Column, Durability, Store, StoreError, WriteBatch};
 use banyan_vrf::EpochSeed;
 
+use crate::committee::{CommitteeRecord, KeyBook};
 use crate::error::ChainError;
-use crate::registry::{CommitteeRecord, KeyBook};
 
 const TAG_TIP: u8 = b'T';
 const TAG_GENESIS: u8 = b'G';
@@ -473,6 +478,69 @@ impl ChainStore {
         Ok(())
     }
 
+    /// The committed blocks at heights `lo ..= hi` (from height 1 up), in height order, at
+    /// most `max_blocks` of them and, past the first, within `max_bytes` encoded: what a
+    /// follower's block request is answered with. Stops early at the committed tip.
+    pub fn committed_blocks(
+        &self,
+        lo: u64,
+        hi: u64,
+        max_blocks: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Block>, ChainError> {
+        let mut blocks = Vec::new();
+        let mut bytes = 0usize;
+        let mut h = lo.max(1);
+        while h <= hi && blocks.len() < max_blocks {
+            let Some(b) = self.block_by_height(Height(h))? else {
+                break;
+            };
+            bytes = bytes.saturating_add(codec::encoded_len(&b));
+            if !blocks.is_empty() && bytes > max_bytes {
+                break;
+            }
+            blocks.push(b);
+            h += 1;
+        }
+        Ok(blocks)
+    }
+
+    /// Record a vote this node signed, before it leaves (see the module docs).
+    pub fn log_vote(&self, epoch: Epoch, round: Round, block: &Digest) -> Result<(), ChainError> {
+        let mut b = WriteBatch::new();
+        let key = vote_log_key(self.chain, epoch.0, round.0, block.as_bytes());
+        b.put_raw(Column::Consensus, &key, Vec::new());
+        self.store.write(b, Durability::Buffered)?;
+        Ok(())
+    }
+
+    /// Every vote this node's log holds for its chain: (epoch, round, block id).
+    pub fn signed_votes(&self) -> Result<Vec<(Epoch, Round, Digest)>, ChainError> {
+        let mut prefix = VOTE_LOG_PREFIX.to_vec();
+        prefix.extend_from_slice(&self.chain.0.to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.store.iter_prefix(Column::Consensus, &prefix) {
+            let (k, _) = item?;
+            // A key of another length is not a vote record: skipped.
+            let Some(rest) = k.get(prefix.len()..).filter(|r| r.len() == 48) else {
+                continue;
+            };
+            let (Ok(epoch), Ok(round), Ok(block)) = (
+                <[u8; 8]>::try_from(&rest[0..8]),
+                <[u8; 8]>::try_from(&rest[8..16]),
+                <[u8; 32]>::try_from(&rest[16..48]),
+            ) else {
+                continue;
+            };
+            out.push((
+                Epoch(u64::from_be_bytes(epoch)),
+                Round(u64::from_be_bytes(round)),
+                Digest(block),
+            ));
+        }
+        Ok(out)
+    }
+
     /// Keep the commit proof of a committed block (the consensus gives one with every commit,
     /// for its last block). Losing it in a crash costs nothing but a longer proof: the next
     /// one proves this block too.
@@ -758,4 +826,18 @@ impl From<StoreError> for ChainError {
     fn from(e: StoreError) -> Self {
         ChainError::Store(e.to_string())
     }
+}
+
+/// Prefix of the vote log in the consensus column (see the module docs).
+pub const VOTE_LOG_PREFIX: &[u8] = b"votelog/";
+
+/// Key of one signed vote in the vote log: prefix | chain | epoch | round | block.
+fn vote_log_key(chain: ChainId, epoch: u64, round: u64, block: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(VOTE_LOG_PREFIX.len() + 4 + 16 + 32);
+    k.extend_from_slice(VOTE_LOG_PREFIX);
+    k.extend_from_slice(&chain.0.to_be_bytes());
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(&round.to_be_bytes());
+    k.extend_from_slice(block);
+    k
 }

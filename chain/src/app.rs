@@ -23,10 +23,10 @@ use banyan_ledger::{end_of_epoch, Effect, Failure, Outcome, Receipt, RejectAllPr
 use banyan_vrf::seed::MAX_SEED_CONTRIBUTIONS;
 use banyan_vrf::{next_epoch_seed, SeedParams, VrfOutput, VrfProof};
 
+use crate::committee::{CommitteeError, CommitteeRecord, CommitteeSource, KeyBook};
 use crate::error::ChainError;
-use crate::genesis::{ChainParams, Genesis};
 use crate::mempool::Mempool;
-use crate::registry::{committee_from_state, CommitteeRecord, KeyBook, RegistryError};
+use crate::spec::{ChainGenesis, ChainParams};
 use crate::storage::{BlockCommit, ChainStore, CommittedTip, EpochRecord, ReceiptSummary};
 
 /// Most executed, uncommitted blocks kept.
@@ -128,9 +128,13 @@ pub struct ChainApp {
     store: ChainStore,
     params: ChainParams,
     genesis_id: Digest,
+    /// The network every transaction must sign: the main chain's genesis id (this chain's own
+    /// genesis id only on the main chain).
+    network: Digest,
     mempool: Arc<Mempool>,
     executor: Executor,
     observer: Box<dyn CommitObserver + Send>,
+    committees: Box<dyn CommitteeSource>,
     state: Arc<State>,
     tip: CommittedTip,
     epoch: EpochRecord,
@@ -156,10 +160,12 @@ impl std::fmt::Debug for ChainApp {
 impl ChainApp {
     /// Open the chain in `store`: on a fresh store write the genesis (state, block, tip,
     /// epoch-0 record); otherwise load the committed state and tip, after checking the store
-    /// was created from this genesis. `threads` execution threads (1 = serial).
+    /// was created from this genesis. `committees` draws each next epoch's committee;
+    /// `threads` execution threads (1 = serial).
     pub fn open(
         store: ChainStore,
-        genesis: &Genesis,
+        genesis: &dyn ChainGenesis,
+        committees: Box<dyn CommitteeSource>,
         mempool: Arc<Mempool>,
         threads: usize,
         observer: Box<dyn CommitObserver + Send>,
@@ -181,9 +187,10 @@ impl ChainApp {
         }
         let genesis_block = genesis.block();
         let genesis_id = genesis_block.header.id();
-        if mempool.network() != genesis_id {
+        let network = genesis.network();
+        if mempool.network() != network {
             return Err(ChainError::Invalid(format!(
-                "the mempool is for network {}, the genesis is of network {genesis_id}",
+                "the mempool is for network {}, the genesis is of network {network}",
                 mempool.network()
             )));
         }
@@ -205,11 +212,7 @@ impl ChainApp {
                     seed: genesis.seed(),
                     proof: None,
                 };
-                let keys: Vec<(BlsPublicKey, ProofOfPossession)> = genesis
-                    .validators()
-                    .iter()
-                    .map(|v| (v.bls_key, v.pop))
-                    .collect();
+                let keys = genesis.key_book().entries();
                 store.write_genesis(&genesis_block, &genesis.initial_state(), &keys, &record)?;
                 tracing::info!(chain = %params.chain, genesis = %genesis_id, "genesis written");
             }
@@ -265,9 +268,11 @@ impl ChainApp {
         Ok(ChainApp {
             store,
             genesis_id,
+            network,
             mempool,
             executor: Executor::new(threads),
             observer,
+            committees,
             state,
             tip,
             epoch,
@@ -615,7 +620,7 @@ impl ChainApp {
             if tx.body.chain != self.params.chain {
                 return Err(format!("transaction {i} is for chain {}", tx.body.chain));
             }
-            if tx.body.network != self.genesis_id {
+            if tx.body.network != self.network {
                 return Err(format!(
                     "transaction {i} is for network {}",
                     tx.body.network
@@ -743,28 +748,31 @@ impl ChainApp {
         }
         let next = if self.ends_epoch(h) {
             let next_epoch = Epoch(self.epoch.epoch.0.saturating_add(1));
-            let (committee, record) = match committee_from_state(&executed.state, next_epoch, &book)
-            {
-                Ok(c) => {
-                    let r = CommitteeRecord::from_committee(&c, &book)?;
-                    (c, r)
-                }
-                Err(RegistryError::Empty) => {
-                    tracing::warn!(
-                        chain = %self.params.chain, epoch = %next_epoch,
-                        "no validator has stake: the committee carries over"
-                    );
-                    let r = self.epoch.committee.clone();
-                    let c =
-                        r.to_committee(next_epoch, &mut book)
-                            .map_err(|e| ChainError::Corrupt {
+            let (committee, record) =
+                match self
+                    .committees
+                    .next_committee(&executed.state, next_epoch, &book)
+                {
+                    Ok(c) => {
+                        let r = CommitteeRecord::from_committee(&c, &book)?;
+                        (c, r)
+                    }
+                    Err(CommitteeError::Empty) => {
+                        tracing::warn!(
+                            chain = %self.params.chain, epoch = %next_epoch,
+                            "no validator has stake: the committee carries over"
+                        );
+                        let r = self.epoch.committee.clone();
+                        let c = r.to_committee(next_epoch, &mut book).map_err(|e| {
+                            ChainError::Corrupt {
                                 what: "current committee".into(),
                                 detail: e.to_string(),
-                            })?;
-                    (c, r)
-                }
-                Err(e) => return Err(e.into()),
-            };
+                            }
+                        })?;
+                        (c, r)
+                    }
+                    Err(e) => return Err(e.into()),
+                };
             let seed = next_epoch_seed(self.epoch.epoch, &self.epoch.seed, &outputs, self.seed)
                 .map_err(|e| ChainError::Invalid(format!("next epoch seed: {e}")))?;
             Some((

@@ -3,7 +3,7 @@
 use banyan_core::hash::Digest;
 use banyan_core::ids::Height;
 
-use crate::registry::RegistryError;
+use crate::committee::CommitteeError;
 
 /// Why a chain instance failed: storage, a damaged or foreign data directory, or a broken
 /// invariant that stops the node rather than letting it diverge.
@@ -39,7 +39,7 @@ pub enum ChainError {
     Exec(String),
     /// The next committee could not be formed.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Committee(#[from] CommitteeError),
     /// A committed block does not extend the committed chain.
     #[error(
         "block {id} at height {height} does not extend the committed tip at height {tip}: \
