@@ -25,7 +25,7 @@ use banyan_vrf::{next_epoch_seed, SeedParams, VrfOutput, VrfProof};
 
 use crate::committee::{CommitteeError, CommitteeRecord, CommitteeSource, KeyBook};
 use crate::error::ChainError;
-use crate::mempool::Mempool;
+use crate::mempool::{nonce_in, Mempool};
 use crate::spec::{ChainGenesis, ChainParams};
 use crate::storage::{BlockCommit, ChainStore, CommittedTip, EpochRecord, ReceiptSummary};
 
@@ -101,14 +101,6 @@ fn packets_of(receipts: &[Receipt]) -> Vec<Packet> {
             _ => None,
         })
         .collect()
-}
-
-/// An account's next nonce in `state`.
-pub fn nonce_in(state: &State, addr: &Address) -> Nonce {
-    match state.get(&StateKey::Account(*addr)) {
-        StateValue::Nonce(n) => n,
-        _ => Nonce(0),
-    }
 }
 
 fn seed_params(epoch_length: u64) -> SeedParams {

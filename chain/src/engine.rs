@@ -28,7 +28,9 @@
 //!
 //! Every input carries `now_ms`, the host's clock in milliseconds; the engine reads no clock.
 //! The same value drives the replica's timers and stamps the blocks it proposes (consensus
-//! checks that timestamps increase), so the host passes wall-clock time.
+//! checks that timestamps increase and are not too far ahead of its own clock), so it must
+//! be close to wall time and must never jump: the node passes the wall time read once at the
+//! instance's start plus the monotonic time elapsed since; the simulator its simulated time.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,9 +47,9 @@ use banyan_core::ids::{ChainId, ValidatorId};
 use banyan_core::keys::{AccountSecretKey, BlsSecretKey};
 use banyan_core::tx::{SignedTx, TxBody, TxKind};
 
-use crate::app::{nonce_in, SharedChainApp};
+use crate::app::SharedChainApp;
 use crate::error::ChainError;
-use crate::mempool::Mempool;
+use crate::mempool::{nonce_in, Mempool};
 use crate::storage::ChainStore;
 
 /// A peer's network key (the ed25519 key its transport authenticates).

@@ -60,13 +60,13 @@ pub mod sim;
 pub mod spec;
 pub mod storage;
 
-pub use app::{nonce_in, ChainApp, CommitObserver, NoopObserver, SharedChainApp};
+pub use app::{ChainApp, CommitObserver, NoopObserver, SharedChainApp};
 pub use committee::{CommitteeError, CommitteeRecord, CommitteeSource, KeyBook, MemberRecord};
 pub use engine::{
     Action, ChainEngine, EngineError, EngineInput, EngineSetup, Lane, Note, Peer, PeerKey,
     VerifierFactory,
 };
 pub use error::ChainError;
-pub use mempool::{Mempool, MempoolError, MempoolLimits, SignatureCounts};
+pub use mempool::{nonce_in, Mempool, MempoolError, MempoolLimits, SignatureCounts};
 pub use spec::{ChainGenesis, ChainParams};
 pub use storage::{ChainStore, CommittedTip, EpochRecord, ReceiptSummary};

@@ -149,9 +149,17 @@ pub trait CommittedAccounts {
     fn balance(&self, address: &Address, asset: &AssetId) -> Amount;
 }
 
+/// An account's next nonce in `state`.
+pub fn nonce_in(state: &State, addr: &Address) -> Nonce {
+    match state.get(&StateKey::Account(*addr)) {
+        StateValue::Nonce(n) => n,
+        _ => Nonce(0),
+    }
+}
+
 impl CommittedAccounts for State {
     fn nonce(&self, address: &Address) -> Nonce {
-        crate::app::nonce_in(self, address)
+        nonce_in(self, address)
     }
 
     fn balance(&self, address: &Address, asset: &AssetId) -> Amount {
@@ -1135,7 +1143,7 @@ impl Mempool {
     /// reads the new balances cannot then count the committed transactions as still pending
     /// (which would refuse a payable transaction as [`MempoolError::CannotPay`]).
     pub fn remove_committed(&self, txs: &[SignedTx], state: Arc<State>) {
-        let nonce_of = |a: &Address| crate::app::nonce_in(&state, a);
+        let nonce_of = |a: &Address| nonce_in(&state, a);
         let mut inner = self.lock();
         let mut senders = HashSet::new();
         for tx in txs {

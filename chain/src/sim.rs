@@ -25,8 +25,8 @@ use banyan_consensus::Message;
 use banyan_core::ids::{Address, Height, Nonce};
 use banyan_core::tx::SignedTx;
 
-use crate::app::nonce_in;
 use crate::engine::{Action, ChainEngine, EngineInput, EngineSetup, Note, PeerKey};
+use crate::mempool::nonce_in;
 
 /// Most blocks one simulated block answer carries.
 pub const SIM_BLOCKS_PER_ANSWER: usize = 64;

@@ -188,12 +188,35 @@ pub struct ChainInstance {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Milliseconds since the Unix epoch (the consensus clock: proposals carry it).
+/// Milliseconds since the Unix epoch, from the wall clock.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The clock a chain's engine runs on: the wall clock read once, when the instance starts,
+/// then advanced by the monotonic clock. Consensus timers never jump when the wall clock is
+/// set back or forward (NTP steps, an operator's `date`), and block timestamps stay the wall
+/// time the node started from plus the time elapsed since.
+struct EngineClock {
+    wall_at_start_ms: u64,
+    start: Instant,
+}
+
+impl EngineClock {
+    fn start() -> Self {
+        EngineClock {
+            wall_at_start_ms: now_ms(),
+            start: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.wall_at_start_ms.saturating_add(elapsed)
+    }
 }
 
 impl ChainInstance {
@@ -437,6 +460,7 @@ impl CommitObserver for MetricsObserver {
 /// queue what), feeds it what arrives and the time, and publishes its progress.
 struct Host {
     engine: ChainEngine,
+    clock: EngineClock,
     gate: Arc<Gate>,
     chain: ChainId,
     label: String,
@@ -506,14 +530,16 @@ impl Host {
             verifier,
         };
         let mut out = Vec::new();
+        let clock = EngineClock::start();
         let engine = ChainEngine::open(
             engine_setup,
             wire::MAX_BLOCKS_PER_FRAME as u64,
-            now_ms(),
+            clock.now_ms(),
             &mut out,
         )?;
         let mut host = Host {
             engine,
+            clock,
             gate,
             chain,
             label: chain.0.to_string(),
@@ -530,7 +556,7 @@ impl Host {
     fn run(&mut self, rx: Receiver<Event>) -> Result<()> {
         self.publish();
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let wait = self
                 .engine
                 .next_tick_ms(now)
@@ -580,7 +606,7 @@ impl Host {
 
     fn handle(&mut self, input: EngineInput) -> Result<()> {
         let mut out = Vec::new();
-        let r = self.engine.handle(now_ms(), input, &mut out);
+        let r = self.engine.handle(self.clock.now_ms(), input, &mut out);
         self.carry_out(out);
         r.map_err(|e| anyhow!("{e}"))
     }
