@@ -320,7 +320,10 @@ impl ChainEngine {
         now_ms: u64,
         out: &mut Vec<Action>,
     ) -> Result<Self, EngineError> {
-        let chain = setup.app.lock().params().chain;
+        let (chain, tip) = {
+            let app = setup.app.lock();
+            (app.params().chain, app.committed_tip().height.0)
+        };
         let mut engine = ChainEngine {
             chain,
             app: setup.app,
@@ -339,7 +342,7 @@ impl ChainEngine {
             deadline_ms: 0,
             views_dirty: true,
             follow: Follow::default(),
-            progress: (0, now_ms),
+            progress: (tip, now_ms),
             max_blocks_per_request: max_blocks_per_request.max(1),
         };
         engine.boot_epoch(now_ms, Vec::new(), out)?;
@@ -413,16 +416,18 @@ impl ChainEngine {
         input: EngineInput,
         out: &mut Vec<Action>,
     ) -> Result<(), EngineError> {
-        let r = match input {
+        match input {
             EngineInput::Message { from, message } => self.on_message(now_ms, from, message, out),
             EngineInput::Blocks { from, blocks } => self.on_blocks(now_ms, from, blocks, out),
             EngineInput::Tick => self.tick(now_ms, out),
-        };
-        let height = self.app.lock().committed_tip().height.0;
-        if height != self.progress.0 {
+        }
+    }
+
+    /// Blocks up to `height` committed at `now_ms` (the stall detector's clock).
+    fn note_progress(&mut self, now_ms: u64, height: u64) {
+        if height > self.progress.0 {
             self.progress = (height, now_ms);
         }
-        r
     }
 
     /// The block request to `peer` could not be sent: ask another one at the next tick.
@@ -946,6 +951,7 @@ impl ChainEngine {
             })?;
             parent = b;
         }
+        self.note_progress(now_ms, ending.height.0);
         let mut blocks_store = self.store.clone();
         banyan_consensus::BlockStore::set_committed(&mut blocks_store, ending.id())
             .map_err(|e| EngineError::Consensus(ConsensusError::from(e)))?;
@@ -1013,6 +1019,9 @@ impl ChainEngine {
                 }
                 Output::SetTimer { deadline_ms } => self.deadline_ms = deadline_ms,
                 Output::Commit { blocks, certified } => {
+                    if let Some(last) = blocks.last() {
+                        self.note_progress(now_ms, last.header.height.0);
+                    }
                     if let Err(e) = self.store.put_commit_proof(&certified) {
                         tracing::warn!(
                             chain = self.chain.0, error = %e,

@@ -27,6 +27,8 @@ use banyan_core::tx::SignedTx;
 
 use crate::engine::{Action, ChainEngine, EngineInput, EngineSetup, Note, PeerKey};
 use crate::mempool::nonce_in;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Most blocks one simulated block answer carries.
 pub const SIM_BLOCKS_PER_ANSWER: usize = 64;
@@ -176,24 +178,12 @@ struct Node {
     failed: bool,
 }
 
-/// SplitMix64: a small seeded stream.
-struct Draw(u64);
-
-impl Draw {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
+/// A number below `n` (0 when `n` is 0).
+fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        rng.gen_range(0..n)
     }
 }
 
@@ -206,7 +196,7 @@ pub struct EngineSim<'a, N: SimNodes> {
     queue: BinaryHeap<Reverse<Pending>>,
     seq: u64,
     now: u64,
-    draw: Draw,
+    draw: ChaCha8Rng,
     out: SimOutcome,
 }
 
@@ -215,7 +205,7 @@ impl<'a, N: SimNodes> EngineSim<'a, N> {
     pub fn new(nodes: &'a mut N, plan: SimPlan) -> Self {
         let n = nodes.count();
         let keys = (0..n).map(|i| nodes.peer_key(i)).collect();
-        let draw = Draw(plan.seed ^ 0x5eed_c4a1_2b3d_9e01);
+        let draw = ChaCha8Rng::seed_from_u64(plan.seed);
         EngineSim {
             nodes_src: nodes,
             now: plan.start_ms,
@@ -257,8 +247,8 @@ impl<'a, N: SimNodes> EngineSim<'a, N> {
     /// Queue `ev` for `to` after a network delay, unless the link loses it.
     fn route(&mut self, from: usize, to: usize, ev: Ev) {
         let down = self.nodes.get(to).is_none_or(|n| n.engine.is_none());
-        let lossy =
-            self.elapsed() < self.plan.gst_ms && self.draw.below(1_000) < self.plan.loss_per_mille;
+        let lossy = self.elapsed() < self.plan.gst_ms
+            && below(&mut self.draw, 1_000) < self.plan.loss_per_mille;
         if down || self.cut_off(from) || self.cut_off(to) || lossy {
             self.out.lost += 1;
             return;
@@ -268,7 +258,7 @@ impl<'a, N: SimNodes> EngineSim<'a, N> {
             .max_delay_ms
             .saturating_sub(self.plan.min_delay_ms)
             .saturating_add(1);
-        let at = self.now + self.plan.min_delay_ms + self.draw.below(spread);
+        let at = self.now + self.plan.min_delay_ms + below(&mut self.draw, spread);
         self.push(at, ev);
     }
 
@@ -439,7 +429,7 @@ impl<'a, N: SimNodes> EngineSim<'a, N> {
             let committed = state.as_ref().map(|s| nonce_in(s, a)).unwrap_or(Nonce(0));
             pool.next_nonce(a, committed)
         };
-        let draw = self.draw.next();
+        let draw: u64 = self.draw.gen();
         let txs = self.nodes_src.load(self.now, draw, &next_nonce);
         self.out.offered += txs.len() as u64;
         self.offer(&txs, None);

@@ -49,7 +49,7 @@ fn workload(accounts: usize) -> (State, Vec<VerifiedTx>) {
         )
     }))
     .expect("balance keys hold amounts");
-    let mut rng = Rng(accounts as u64);
+    let mut rng = Rng::new(accounts as u64);
     let mut nonces = vec![0u64; accounts];
     let txs = (0..TXS)
         .map(|_| {

@@ -49,7 +49,7 @@ fn funded(accounts: usize) -> State {
 
 /// The writes of a block of transfers between uniformly drawn accounts.
 fn block_writes(accounts: usize, seed: u64) -> Vec<(StateKey, StateValue)> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut balances = std::collections::HashMap::new();
     let mut nonces = std::collections::HashMap::new();
     let mut writes = Vec::with_capacity(TRANSFERS * 3);

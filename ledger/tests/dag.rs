@@ -11,7 +11,7 @@ use support::{ledger, random_block, Rng};
 
 /// Random access sets over `keys` keys: each transaction reads and writes a few distinct ones.
 fn access_sets(seed: u64, n: usize, keys: usize) -> Vec<AccessSet> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let pool: Vec<StateKey> = (0..keys)
         .map(|i| StateKey::Account(Address([i as u8; 32])))
         .collect();

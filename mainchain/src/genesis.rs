@@ -168,6 +168,10 @@ pub struct Genesis {
     accounts: Vec<(Address, Amount)>,
     validators: Vec<Validator>,
     keys: KeyBook,
+    /// Root of [`Genesis::initial_state`], computed once.
+    state_root: Digest,
+    /// The network the chain's transactions sign: the main chain's genesis block id.
+    network: Digest,
 }
 
 /// Parse a decimal amount.
@@ -359,13 +363,18 @@ impl Genesis {
             max_block_txs: file.max_block_txs,
             staking,
         };
-        let genesis = Genesis {
+        let mut genesis = Genesis {
             file,
             params,
             accounts,
             validators,
             keys,
+            state_root: Digest::ZERO,
+            network: Digest::ZERO,
         };
+        genesis.state_root = genesis.initial_state().root();
+        // A genesis read from a file is a main chain's: its block names the network.
+        genesis.network = genesis.block().header.id();
         genesis
             .try_committee()
             .map_err(|e| invalid("validators", e.to_string()))?;
@@ -419,10 +428,11 @@ impl Genesis {
         State::from_entries(balances.chain(stakes)).unwrap_or_default()
     }
 
-    /// The network's id: this genesis block's id (the genesis of the main chain names the
-    /// network; every transaction signs it, see `TxBody::network`).
+    /// The network's id: the main chain's genesis block id (every transaction signs it, see
+    /// `TxBody::network`). A chain derived with [`Genesis::derive_test_chain`] keeps the
+    /// network of the main chain it came from.
     pub fn network(&self) -> Digest {
-        self.block().header.id()
+        self.network
     }
 
     /// The genesis block: height, round and epoch 0, no parent, no transactions.
@@ -434,7 +444,7 @@ impl Genesis {
                 height: Height(0),
                 round: Round(0),
                 parent: Digest::ZERO,
-                state_root: self.initial_state().root(),
+                state_root: self.state_root,
                 tx_root: Block::compute_tx_root(&[]),
                 outbox_root: empty_root(),
                 proposer: Digest::ZERO,
@@ -463,18 +473,12 @@ impl Genesis {
     }
 }
 
-/// A chain derived from the main chain's genesis for running several chain instances before
-/// sidechains exist: the same file with another chain id (so the same validators, stakes
-/// and funded accounts, its own genesis block and state), in the main chain's network.
-#[derive(Clone, Debug)]
-pub struct TestChainGenesis {
-    genesis: Genesis,
-    network: Digest,
-}
-
 impl Genesis {
-    /// The test chain `chain` derived from this (main-chain) genesis.
-    pub fn derive_test_chain(&self, chain: ChainId) -> Result<TestChainGenesis, GenesisError> {
+    /// A chain derived from this (main-chain) genesis for running several chain instances
+    /// before sidechains exist: the same file with another chain id (so the same validators,
+    /// stakes and funded accounts, its own genesis block and state), in the main chain's
+    /// network.
+    pub fn derive_test_chain(&self, chain: ChainId) -> Result<Genesis, GenesisError> {
         if chain == ChainId::MAIN || self.chain() != ChainId::MAIN {
             return Err(invalid(
                 "chain_id",
@@ -483,41 +487,9 @@ impl Genesis {
         }
         let mut file = self.file.clone();
         file.chain_id = chain.0;
-        Ok(TestChainGenesis {
-            genesis: Genesis::validate(file)?,
-            network: self.network(),
-        })
-    }
-}
-
-impl ChainGenesis for TestChainGenesis {
-    fn params(&self) -> ChainParams {
-        self.genesis.params()
-    }
-
-    fn block(&self) -> Block {
-        self.genesis.block()
-    }
-
-    fn initial_state(&self) -> State {
-        self.genesis.initial_state()
-    }
-
-    fn committee(&self) -> Committee {
-        self.genesis.committee()
-    }
-
-    fn key_book(&self) -> &KeyBook {
-        self.genesis.key_book()
-    }
-
-    fn seed(&self) -> EpochSeed {
-        self.genesis.seed()
-    }
-
-    /// The main chain's network: transactions for the test chain sign the same network id.
-    fn network(&self) -> Digest {
-        self.network
+        let mut derived = Genesis::validate(file)?;
+        derived.network = self.network;
+        Ok(derived)
     }
 }
 
@@ -546,7 +518,6 @@ impl ChainGenesis for Genesis {
         Genesis::seed(self)
     }
 
-    /// The main chain's genesis names the network.
     fn network(&self) -> Digest {
         Genesis::network(self)
     }

@@ -16,5 +16,5 @@ pub mod genesis;
 pub mod identity;
 pub mod registry;
 
-pub use genesis::{build_genesis, Genesis, GenesisError, GenesisFile, TestChainGenesis};
+pub use genesis::{build_genesis, Genesis, GenesisError, GenesisFile};
 pub use registry::{committee_from_state, registry, OwnRegistry};

@@ -149,16 +149,7 @@ impl SimNodes for Nodes {
                 .public_key()
                 .address();
             let nonce = next_nonce(&from.public_key().address()).0;
-            txs.push(tx(
-                from,
-                nonce,
-                MIN_FEE,
-                TxKind::Transfer {
-                    to,
-                    asset: AssetId::NATIVE,
-                    amount: Amount(1 + (draw % 1_000) as u128),
-                },
-            ));
+            txs.push(transfer(from, nonce, to, 1 + (draw % 1_000) as u128));
         }
         self.sent += 1;
         // Every fifth round: one transfer of more than the sender holds (it fails at

@@ -472,17 +472,6 @@ struct Host {
     signatures: SignatureCounts,
 }
 
-/// Every vote this node's log holds for `chain`: (epoch, round, block id).
-pub fn signed_votes(store: &Arc<Store>, chain: ChainId) -> Result<Vec<(u64, u64, [u8; 32])>> {
-    let votes = ChainStore::new(store.clone(), chain)
-        .signed_votes()
-        .context("reading the vote log")?;
-    Ok(votes
-        .into_iter()
-        .map(|(e, r, b)| (e.0, r.0, *b.as_bytes()))
-        .collect())
-}
-
 impl Host {
     fn open(
         setup: ChainSetup,

@@ -7,7 +7,6 @@ mod promtool;
 use banyan_core::header::CertifiedHeader;
 use banyan_core::ids::{Amount, ChainId, Nonce};
 use banyan_core::tx::{TxBody, TxKind};
-use banyan_node::chain::signed_votes;
 use cluster::{metric_sum, recipient, transfer, Cluster};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -122,38 +121,9 @@ async fn thousand_transfers_commit_and_every_node_agrees() {
     }
     // `banyan load`, signing as it goes and signing everything first: every transaction
     // it sends commits, and it reports throughput and latency.
-    let urls: Vec<String> = (0..4).map(|i| c.nodes[i].rpc_url()).collect();
     for presign in [false, true] {
-        let mut cmd = std::process::Command::new(cluster::EXE);
-        cmd.arg("load")
-            .args(["--rpc", &urls.join(",")])
-            .arg("--keys")
-            .arg(c.layout.demo())
-            .arg("--password-file")
-            .arg(c.layout.password())
-            .args([
-                "--rate",
-                "300",
-                "--duration",
-                "3s",
-                "--accounts",
-                "40",
-                "--json",
-            ]);
-        if presign {
-            cmd.arg("--presign");
-        }
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .expect("join")
-            .expect("run banyan load");
-        assert!(
-            out.status.success(),
-            "banyan load (presign: {presign}) failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("one JSON report");
+        let cmd = c.load_command(4, 0, 300, "3s", 40, presign);
+        let report = Cluster::run_load(cmd, &format!("presign: {presign}")).await;
         let submitted = report["submitted"].as_u64().expect("submitted");
         assert!(submitted >= 800, "presign {presign}: {report}");
         assert_eq!(report["rejected"].as_u64(), Some(0), "{report}");
@@ -317,11 +287,16 @@ async fn crashed_validators_catch_up_and_never_double_sign() {
     for i in 0..4 {
         let store = banyan_store::Store::open(c.db_path(i), &banyan_store::StoreOptions::default())
             .expect("open the stopped node's store");
-        let votes = signed_votes(&std::sync::Arc::new(store), ChainId::MAIN).expect("vote log");
+        let votes = banyan_chain::ChainStore::new(std::sync::Arc::new(store), ChainId::MAIN)
+            .signed_votes()
+            .expect("vote log");
         assert!(!votes.is_empty(), "node {i} logged no votes");
         let mut by_round: BTreeMap<(u64, u64), BTreeSet<[u8; 32]>> = BTreeMap::new();
         for (e, r, b) in votes {
-            by_round.entry((e, r)).or_default().insert(b);
+            by_round
+                .entry((e.0, r.0))
+                .or_default()
+                .insert(*b.as_bytes());
         }
         for ((e, r), blocks) in by_round {
             assert_eq!(

@@ -1,15 +1,19 @@
 //! What the benches share.
 
-/// A small deterministic stream (SplitMix64) for drawing workloads.
-pub struct Rng(pub u64);
+use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A seeded stream for drawing workloads (the same seed draws the same workload).
+pub struct Rng(ChaCha8Rng);
 
 impl Rng {
-    /// A number below `n`.
+    /// The stream of `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// A number below `n` (at least 1).
     pub fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
+        self.0.gen_range(0..n)
     }
 }

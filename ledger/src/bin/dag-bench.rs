@@ -29,6 +29,8 @@ use banyan_dag::{Executor, Vm};
 use banyan_ledger::RejectAllProofs;
 use banyan_ledger::{Ledger, VerifiedTx};
 use clap::Parser;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -77,23 +79,6 @@ const START_BALANCE: u128 = 1_000_000_000_000_000;
 /// Errors as strings: the binary only reports them.
 type Result<T> = std::result::Result<T, String>;
 
-/// splitmix64: a small seeded generator, enough to draw accounts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn account_key(i: usize) -> AccountSecretKey {
     let seed = hash(
         Domain::Custom("banyan/dag-bench/account"),
@@ -119,14 +104,15 @@ fn workload(accounts: usize, txs: usize, seed: u64, keys: &[AccountSecretKey]) -
         )
     }))
     .map_err(|e| e.to_string())?;
-    let mut rng = Rng(seed ^ (accounts as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (accounts as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut nonces = vec![0u64; accounts];
     let mut signed = Vec::with_capacity(txs);
     for _ in 0..txs {
-        let from = rng.below(accounts);
-        let mut to = rng.below(accounts);
+        let from = rng.gen_range(0..accounts);
+        let mut to = rng.gen_range(0..accounts);
         if accounts > 1 && to == from {
-            to = (to + 1 + rng.below(accounts - 1)) % accounts;
+            to = (to + 1 + rng.gen_range(0..accounts - 1)) % accounts;
         }
         let body = TxBody::native_transfer(
             ChainId::MAIN,
@@ -135,7 +121,7 @@ fn workload(accounts: usize, txs: usize, seed: u64, keys: &[AccountSecretKey]) -
             Nonce(nonces[from]),
             Amount(1),
             addresses[to],
-            Amount(1 + rng.below(100) as u128),
+            Amount(1 + rng.gen_range(0..100usize) as u128),
         );
         nonces[from] += 1;
         signed.push(body.sign(&keys[from]));

@@ -23,6 +23,8 @@ use banyan_core::value::{
 };
 use banyan_ledger::{Ledger, VerifiedTx};
 use banyan_ledger::{PacketProofs, StakingRules};
+use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::sync::OnceLock;
 
 /// The height blocks are executed at.
@@ -38,16 +40,16 @@ pub const RULES: StakingRules = StakingRules {
 /// Most accounts in the pool.
 pub const MAX_ACCOUNTS: usize = 8;
 
-/// splitmix64.
-pub struct Rng(pub u64);
+/// A seeded stream (the same seed draws the same case).
+pub struct Rng(ChaCha8Rng);
 
 impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(ChaCha8Rng::seed_from_u64(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.gen()
     }
 
     pub fn below(&mut self, n: usize) -> usize {
@@ -237,7 +239,7 @@ pub fn random_block(
 ) -> (State, Vec<VerifiedTx>) {
     let p = pool();
     let accounts = accounts.clamp(1, MAX_ACCOUNTS);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let amounts = [0u128, 5, 1_000, 1_000_000_000, u128::MAX - 3];
     let assets = [AssetId::NATIVE, local_asset(), bridged()];
     let mut state = State::new();
@@ -542,7 +544,7 @@ pub fn transfer_block(seed: u64, txs: usize, accounts: usize) -> (State, Vec<Ver
             StateValue::Amount(Amount(1 << 60)),
         );
     }
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut nonces = vec![0u64; accounts];
     let block = (0..txs)
         .map(|_| {

@@ -85,6 +85,51 @@ impl Cluster {
         self.nodes[i].stop(Duration::from_secs(20));
     }
 
+    /// `banyan load --json` against the first `nodes` nodes' RPC endpoints with the demo
+    /// keys, at `rate` tx/s for `duration` over `accounts` accounts, on `chain`.
+    pub fn load_command(
+        &self,
+        nodes: usize,
+        chain: u32,
+        rate: u32,
+        duration: &str,
+        accounts: u32,
+        presign: bool,
+    ) -> Command {
+        let urls: Vec<String> = (0..nodes).map(|i| self.nodes[i].rpc_url()).collect();
+        let mut cmd = Command::new(EXE);
+        cmd.arg("load")
+            .args(["--rpc", &urls.join(",")])
+            .args(["--chain", &chain.to_string()])
+            .arg("--keys")
+            .arg(self.layout.demo())
+            .arg("--password-file")
+            .arg(self.layout.password())
+            .args(["--rate", &rate.to_string()])
+            .args(["--duration", duration])
+            .args(["--accounts", &accounts.to_string()])
+            .arg("--json");
+        if presign {
+            cmd.arg("--presign");
+        }
+        cmd
+    }
+
+    /// Run a command built by [`Cluster::load_command`] off the async workers and return its
+    /// JSON report; panics with its stderr when it fails.
+    pub async fn run_load(mut cmd: Command, what: &str) -> serde_json::Value {
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("join")
+            .expect("run banyan load");
+        assert!(
+            out.status.success(),
+            "banyan load ({what}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("one JSON report")
+    }
+
     pub fn client(&self, i: usize) -> RpcClient {
         RpcClient::new(&self.nodes[i].rpc_url()).expect("rpc client")
     }
