@@ -45,8 +45,13 @@
 //! The queues outlive connections: frames queued while a peer is unreachable are sent once it is
 //! reconnected. When a queue is full, [`Network::try_send`] returns [`SendError::Full`] (counted
 //! in [`NetStats::dropped_full`]) and [`Network::send`] waits. Incoming frames go to bounded
-//! channels per class ([`Receivers`]); a slow consumer stops the stream reader, whose QUIC flow
+//! queues per class ([`Receivers`]); a slow consumer stops the stream reader, whose QUIC flow
 //! control then stops the sender's stream of that class only.
+//!
+//! Receiving is fair between peers: each class's [`Inbox`] keeps a queue per peer with its
+//! own byte budget ([`NetConfig::inbox_bytes_per_peer`]) and hands frames out one peer at a
+//! time, in turn. A peer past its budget waits (its stream stops, by flow control) while the
+//! others' frames keep arriving, so one peer flooding a class cannot starve the rest.
 //!
 //! Delivery is at most once: a frame already taken from the queue when its connection fails is
 //! lost, and callers that need reliability retransmit at their layer.
@@ -56,6 +61,7 @@
 //! delays the others by a latency plus uniform jitter, keeping each stream's order.
 
 mod der;
+mod inbox;
 mod network;
 mod stats;
 mod tls;
@@ -65,10 +71,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 pub use der::CertError;
+pub use inbox::{Inbox, RoundRobin};
 pub use network::Network;
 pub use stats::{NetStats, PerClass};
 pub use tls::SERVER_NAME;
@@ -87,12 +93,8 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 /// Default bound of each outgoing queue in bytes (per peer and class): a peer that stops
 /// reading parks at most this much per class, whatever the frames' sizes.
 pub const DEFAULT_QUEUE_BYTES: usize = 64 * 1024 * 1024;
-/// Capacity of the incoming consensus channel.
-pub const CONSENSUS_INBOX: usize = 4096;
-/// Capacity of the incoming sync channel.
-pub const SYNC_INBOX: usize = 256;
-/// Capacity of the incoming mempool channel.
-pub const MEMPOOL_INBOX: usize = 1024;
+/// Default [`NetConfig::inbox_bytes_per_peer`]: 32 MiB (two of the largest frames).
+pub const DEFAULT_INBOX_BYTES_PER_PEER: usize = 2 * DEFAULT_MAX_FRAME_BYTES;
 
 /// QUIC application error codes with which this transport closes connections.
 pub mod codes {
@@ -201,6 +203,9 @@ pub struct NetConfig {
     pub reconnect_min: Duration,
     /// Largest redial delay; the delay doubles up to it.
     pub reconnect_max: Duration,
+    /// Bytes of received frames each peer may have waiting per class before its stream is
+    /// paused (a frame larger than this is still taken, alone).
+    pub inbox_bytes_per_peer: usize,
     /// Injected faults (tests only).
     pub faults: Option<Faults>,
 }
@@ -223,6 +228,7 @@ impl NetConfig {
             queue_bytes: DEFAULT_QUEUE_BYTES,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
+            inbox_bytes_per_peer: DEFAULT_INBOX_BYTES_PER_PEER,
             faults: None,
         }
     }
@@ -238,6 +244,7 @@ impl fmt::Debug for NetConfig {
             .field("queue_frames", &self.queue_frames)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
+            .field("inbox_bytes_per_peer", &self.inbox_bytes_per_peer)
             .field("faults", &self.faults)
             .finish()
     }
@@ -254,20 +261,20 @@ pub struct Incoming {
     pub payload: Bytes,
 }
 
-/// The receiving ends of the per-class incoming channels.
+/// The receiving ends of the per-class inboxes.
 #[derive(Debug)]
 pub struct Receivers {
-    /// Consensus frames (capacity [`CONSENSUS_INBOX`]).
-    pub consensus: mpsc::Receiver<Incoming>,
-    /// Sync frames (capacity [`SYNC_INBOX`]).
-    pub sync: mpsc::Receiver<Incoming>,
-    /// Mempool frames (capacity [`MEMPOOL_INBOX`]).
-    pub mempool: mpsc::Receiver<Incoming>,
+    /// Consensus frames.
+    pub consensus: Inbox,
+    /// Sync frames.
+    pub sync: Inbox,
+    /// Mempool frames.
+    pub mempool: Inbox,
 }
 
 impl Receivers {
-    /// The receiver of one class.
-    pub fn get_mut(&mut self, class: Class) -> &mut mpsc::Receiver<Incoming> {
+    /// The inbox of one class.
+    pub fn get_mut(&mut self, class: Class) -> &mut Inbox {
         match class {
             Class::Consensus => &mut self.consensus,
             Class::Sync => &mut self.sync,

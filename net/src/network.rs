@@ -18,11 +18,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::inbox::{inbox, InboxTx};
 use crate::stats::Stats;
 use crate::tls::{self, Identity, SERVER_NAME};
 use crate::{
     codes, short, Class, Faults, Incoming, NetConfig, NetError, NetStats, PeerKey, Receivers,
-    SendError, CONSENSUS_INBOX, IDLE_TIMEOUT, KEEP_ALIVE, MEMPOOL_INBOX, SYNC_INBOX,
+    SendError, IDLE_TIMEOUT, KEEP_ALIVE,
 };
 
 /// Initial buffer of a payload that arrives in several chunks; it grows with the data read.
@@ -55,7 +56,7 @@ struct Shared {
     queue_frames: usize,
     queue_bytes: usize,
     faults: Option<Faults>,
-    inboxes: [mpsc::Sender<Incoming>; 3],
+    inboxes: [InboxTx; 3],
     connected: Mutex<HashMap<PeerKey, Connection>>,
 }
 
@@ -135,9 +136,9 @@ impl Network {
         .map_err(NetError::Endpoint)?;
         let local_addr = endpoint.local_addr().map_err(NetError::Endpoint)?;
 
-        let (consensus_tx, consensus) = mpsc::channel(CONSENSUS_INBOX);
-        let (sync_tx, sync) = mpsc::channel(SYNC_INBOX);
-        let (mempool_tx, mempool) = mpsc::channel(MEMPOOL_INBOX);
+        let (consensus_tx, consensus) = inbox(cfg.inbox_bytes_per_peer);
+        let (sync_tx, sync) = inbox(cfg.inbox_bytes_per_peer);
+        let (mempool_tx, mempool) = inbox(cfg.inbox_bytes_per_peer);
         let shared = Arc::new(Shared {
             key: identity.key,
             stats: stats.clone(),
@@ -373,6 +374,11 @@ fn validate(cfg: &NetConfig) -> Result<(), NetError> {
             cfg.queue_frames,
             tokio::sync::Semaphore::MAX_PERMITS
         )));
+    }
+    if cfg.inbox_bytes_per_peer == 0 {
+        return Err(NetError::Config(
+            "inbox_bytes_per_peer is 0; a peer needs room for at least one frame".to_string(),
+        ));
     }
     if cfg.reconnect_min.is_zero() || cfg.reconnect_min > cfg.reconnect_max {
         return Err(NetError::Config(format!(
@@ -862,7 +868,7 @@ async fn read_stream(conn: Connection, mut recv: RecvStream, peer: PeerKey, shar
             class,
             payload,
         };
-        if inbox_open && inbox.send(incoming).await.is_err() {
+        if inbox_open && !inbox.push(incoming).await {
             inbox_open = false;
             debug!(?class, "receiver dropped; discarding frames of this class");
         }

@@ -82,7 +82,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-async fn recv(rx: &mut tokio::sync::mpsc::Receiver<Incoming>) -> Incoming {
+async fn recv(rx: &mut banyan_net::Inbox) -> Incoming {
     timeout(WAIT, rx.recv())
         .await
         .expect("frame within the deadline")
@@ -223,7 +223,7 @@ async fn unknown_peer_is_refused_and_good_peers_still_work() {
         rx_net.stats().rejected_handshakes > before
     })
     .await;
-    assert!(rx.consensus.try_recv().is_err(), "no frame from the rogue");
+    assert!(rx.consensus.try_recv().is_none(), "no frame from the rogue");
     assert_eq!(rx_net.stats().frames_received.total(), 1);
     assert_eq!(rx_net.connected(), vec![good.1]);
 
@@ -674,7 +674,7 @@ async fn injected_faults_drop_and_delay() {
             // A control frame on a fresh, fault-free path is impossible here (faults apply to
             // all frames), so check the counters and an empty receiver after a short wait.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            assert!(rx.consensus.try_recv().is_err(), "nothing delivered");
+            assert!(rx.consensus.try_recv().is_none(), "nothing delivered");
             assert_eq!(tx_net.stats().frames_sent.total(), 0);
             assert_eq!(rx_net.stats().frames_received.total(), 0);
         } else {
@@ -700,5 +700,94 @@ async fn injected_faults_drop_and_delay() {
         }
         tx_net.shutdown().await;
         rx_net.shutdown().await;
+    }
+}
+
+/// Three nodes: one floods the receiver's mempool class, another sends a few frames. The
+/// receiver's inbox serves peers in turn, so the few frames come out among the first ones
+/// taken, not after the flood; the flooder, past its budget, is paused rather than dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_does_not_delay_another_peers_frames() {
+    const FLOOD: usize = 400;
+    const FEW: usize = 5;
+    // Sorted ascending: the receiver (largest key) accepts both.
+    let ids = sorted_secrets(3);
+    let (flooder, quiet, receiver) = (ids[0], ids[1], ids[2]);
+    let mut rx_cfg = config(
+        receiver.0,
+        any_port(),
+        vec![
+            PeerConfig {
+                key: flooder.1,
+                addr: any_port(),
+            },
+            PeerConfig {
+                key: quiet.1,
+                addr: any_port(),
+            },
+        ],
+    );
+    // Four flood frames fill the flooder's budget.
+    rx_cfg.inbox_bytes_per_peer = 4 * 16 * 1024;
+    let (rx_net, mut rx) = start(rx_cfg).await;
+    let to_receiver = |me: ([u8; 32], PeerKey)| {
+        let mut cfg = config(
+            me.0,
+            any_port(),
+            vec![PeerConfig {
+                key: receiver.1,
+                addr: rx_net.local_addr(),
+            }],
+        );
+        cfg.queue_frames = FLOOD;
+        cfg
+    };
+    let (flood_net, _f) = start(to_receiver(flooder)).await;
+    let (quiet_net, _q) = start(to_receiver(quiet)).await;
+    wait_until("connections", || {
+        flood_net.connected().contains(&receiver.1) && quiet_net.connected().contains(&receiver.1)
+    })
+    .await;
+
+    let big = Bytes::from(vec![0xf1u8; 16 * 1024]);
+    for _ in 0..FLOOD {
+        flood_net
+            .try_send(&receiver.1, Class::Mempool, big.clone())
+            .expect("the sender's queue holds the flood");
+    }
+    // The flood fills its budget at the receiver before the quiet peer sends.
+    wait_until("the flooder's budget used", || rx.mempool.len() >= 4).await;
+    for seq in 0..FEW {
+        quiet_net
+            .try_send(
+                &receiver.1,
+                Class::Mempool,
+                payload(1, Class::Mempool, seq as u32),
+            )
+            .expect("queued");
+    }
+    wait_until("the quiet peer's frames", || rx.mempool.len() >= 4 + FEW).await;
+
+    let mut quiet_at = Vec::new();
+    for position in 0..FLOOD + FEW {
+        let frame = recv(&mut rx.mempool).await;
+        if frame.from == quiet.1 {
+            assert_eq!(
+                frame.payload,
+                payload(1, Class::Mempool, quiet_at.len() as u32),
+                "one peer's frames keep their order"
+            );
+            quiet_at.push(position);
+        } else {
+            assert_eq!(frame.payload, big);
+        }
+    }
+    assert_eq!(quiet_at.len(), FEW, "every quiet frame delivered");
+    assert!(
+        quiet_at.iter().all(|&p| p < 2 * FEW + 1),
+        "the quiet peer waited behind the flood: positions {quiet_at:?}"
+    );
+    for net in [flood_net, quiet_net, rx_net] {
+        net.shutdown().await;
     }
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// This node runs no chain with that id.
-    #[error("unknown chain {0}: this node runs chain 0 (the main chain) only")]
+    #[error(
+        "unknown chain {0}: this node does not run it (`banyan status` lists the chains it runs)"
+    )]
     UnknownChain(u32),
     /// Nothing at that height / with that id.
     #[error("not found: {0}")]
@@ -25,6 +27,9 @@ pub enum ApiError {
     /// The node cannot answer right now (starting, shutting down, storage failure).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The method is an admin method and this node does not serve them.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
 }
 
 /// The result of submitting one transaction.
@@ -227,4 +232,9 @@ pub trait NodeApi: Send + Sync + 'static {
     fn validators(&self, chain: ChainId) -> Result<ValidatorsView, ApiError>;
     /// The node's status.
     fn status(&self) -> NodeStatus;
+    /// Admin: start hosting the test chain `chain` (derived from the main chain's genesis),
+    /// resuming from its stored state if it ran here before. Its status once started.
+    fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, ApiError>;
+    /// Admin: stop hosting `chain` (not the main chain); its data stays in the store.
+    fn stop_chain(&self, chain: ChainId) -> Result<(), ApiError>;
 }

@@ -64,6 +64,10 @@ pub enum Command {
     Validator(crate::client_cmd::ValidatorCommand),
     /// Drive open-loop transfer load against nodes and report committed TPS and latency.
     Load(crate::load::LoadArgs),
+    /// Start or stop a chain instance on a running node (admin: the node's config must set
+    /// `[rpc] admin = true`; the devnet does).
+    #[command(subcommand)]
+    Chain(crate::client_cmd::ChainCommand),
 }
 
 /// Arguments of `banyan start`.
@@ -177,6 +181,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Query(cmd) => crate::client_cmd::query(cmd, out),
         Command::Validator(cmd) => crate::client_cmd::validator(cmd, out),
         Command::Load(args) => crate::load::run(args, out),
+        Command::Chain(cmd) => crate::client_cmd::chain(cmd, out),
     }
 }
 

@@ -82,6 +82,57 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// `banyan chain ...`
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Start hosting a test chain: a chain derived from the main chain's genesis (same
+    /// validators and accounts, its own id and state). It resumes from its stored state if
+    /// it ran on this node before. Start it on every validator for it to commit.
+    ///
+    /// Example: `banyan chain start 1 --rpc http://127.0.0.1:8545`
+    Start(ChainArgs),
+    /// Stop hosting a chain (not the main chain); its data stays in the node's store.
+    ///
+    /// Example: `banyan chain stop 1 --rpc http://127.0.0.1:8545`
+    Stop(ChainArgs),
+}
+
+/// Arguments of `banyan chain start|stop`.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// The chain id (not 0, the main chain).
+    #[arg(value_name = "CHAIN")]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+}
+
+/// `banyan chain ...`.
+pub fn chain(cmd: ChainCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ChainCommand::Start(args) => {
+            let client = args.rpc.connect()?;
+            let status = client.start_test_chain(ChainId(args.chain))?;
+            writeln!(
+                out,
+                "chain {} started at height {} (block {})",
+                status.chain, status.height, status.block_id
+            )?;
+        }
+        ChainCommand::Stop(args) => {
+            let client = args.rpc.connect()?;
+            client.stop_chain(ChainId(args.chain))?;
+            writeln!(
+                out,
+                "chain {} stopped; its data stays in the store",
+                args.chain
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// `banyan tx ...`
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {

@@ -158,6 +158,9 @@ pub struct RpcSection {
     pub max_response_bytes: usize,
     /// Most requests computed at once on the blocking pool.
     pub max_blocking_jobs: usize,
+    /// Serve the admin methods (`banyan_startTestChain`, `banyan_stopChain`), which start and
+    /// stop chain instances. Off by default; leave it off on an RPC address others can reach.
+    pub admin: bool,
 }
 
 impl Default for RpcSection {
@@ -179,6 +182,7 @@ impl Default for RpcSection {
             max_clients: l.max_clients,
             max_response_bytes: l.max_response_bytes,
             max_blocking_jobs: l.max_blocking_jobs,
+            admin: false,
         }
     }
 }

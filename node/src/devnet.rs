@@ -267,6 +267,8 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
         );
         cfg.consensus.base_timeout_ms = args.base_timeout_ms;
         cfg.test_chains = args.test_chains.clone();
+        // A devnet is a playground on loopback: chains may be started and stopped by RPC.
+        cfg.rpc.admin = true;
         NodeDir {
             home: &home,
             config: cfg,

@@ -22,4 +22,5 @@ pub mod load;
 pub mod metrics;
 pub mod rpc;
 pub mod service;
+pub mod turns;
 pub mod wire;

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub evidence_reported: IntCounterVec,
     /// `banyan_net_frames_dropped_total{class}`: frames dropped on full queues.
     pub net_dropped: IntCounterVec,
+    /// `banyan_net_frames_shed_total{chain,class}`: incoming frames dropped because their
+    /// chain's share of the class's receive queue was full.
+    pub net_shed: IntCounterVec,
     /// `banyan_rpc_requests_total{method,outcome}`.
     pub rpc_requests: IntCounterVec,
     /// `banyan_rpc_request_seconds{method}`.
@@ -229,6 +232,14 @@ impl Metrics {
                     "banyan_net_frames_dropped_total",
                     "Outgoing frames dropped because a peer's queue was full.",
                     &["class"],
+                ),
+            ),
+            net_shed: reg(
+                &r,
+                counter(
+                    "banyan_net_frames_shed_total",
+                    "Incoming frames dropped because their chain's share of the receive queue was full.",
+                    &["chain", "class"],
                 ),
             ),
             rpc_requests: reg(

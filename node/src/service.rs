@@ -3,8 +3,8 @@
 //! all cleanly on Ctrl-C or SIGTERM.
 
 use crate::api::{
-    AccountView, ApiError, BlockView, CertifiedHeaderView, NodeApi, NodeStatus, Submitted, TxView,
-    ValidatorsView,
+    AccountView, ApiError, BlockView, CertifiedHeaderView, ChainStatus, NodeApi, NodeStatus,
+    Submitted, TxView, ValidatorsView,
 };
 use crate::chain::{ChainInstance, ChainSetup};
 use crate::config::{NodeConfig, VerifiedPeer};
@@ -40,6 +40,77 @@ pub struct Node {
     peers_configured: usize,
     /// Per peer: tokens left for block requests and when they were last refilled.
     block_requests: std::sync::Mutex<HashMap<banyan_net::PeerKey, (f64, std::time::Instant)>>,
+    /// Whether the admin methods are served (`[rpc] admin`).
+    admin: bool,
+    /// What its chain instances are built from.
+    factory: ChainFactory,
+}
+
+/// What every chain instance of a node is built from besides its genesis: the node's keys,
+/// peers, store, transport and settings. One place, used at start and when a chain is
+/// started while the node runs.
+struct ChainFactory {
+    /// The main chain's genesis (test chains are derived from it).
+    main: Genesis,
+    network_id: banyan_core::hash::Digest,
+    store: Arc<Store>,
+    key: banyan_core::keys::BlsSecretKey,
+    account: banyan_core::keys::AccountSecretKey,
+    peers: Vec<VerifiedPeer>,
+    consensus: crate::config::ConsensusSection,
+    mempool: crate::config::MempoolSection,
+    threads: usize,
+    metrics: Metrics,
+    network: Network,
+}
+
+impl ChainFactory {
+    /// Everything an instance of the chain `genesis` starts from.
+    fn setup(&self, genesis: Box<dyn ChainGenesis + Send>) -> Result<ChainSetup> {
+        let params = genesis.params();
+        let chain = params.chain;
+        let mempool = Arc::new(Mempool::new(
+            chain,
+            self.network_id,
+            MempoolLimits {
+                max_txs: self.mempool.max_txs,
+                max_per_sender: self.mempool.max_per_sender,
+                min_fee: params.min_fee,
+                ..MempoolLimits::default()
+            },
+        ));
+        let replica = ReplicaConfig {
+            chain,
+            base_timeout_ms: self.consensus.base_timeout_ms,
+            max_timeout_ms: self.consensus.max_timeout_ms,
+            max_clock_drift_ms: self.consensus.max_clock_drift_ms,
+            min_block_interval_ms: self.consensus.min_block_interval_ms,
+            ..ReplicaConfig::default()
+        };
+        Ok(ChainSetup {
+            store: self.store.clone(),
+            genesis,
+            committees: Box::new(OwnRegistry),
+            key: banyan_core::keys::BlsSecretKey::from_bytes(&*self.key.to_bytes())
+                .map_err(|e| anyhow!("BLS key: {e}"))?,
+            reporter: banyan_core::keys::AccountSecretKey::from_bytes(&self.account.to_bytes()),
+            peers: self.peers.clone(),
+            replica,
+            mempool,
+            threads: self.threads,
+            metrics: self.metrics.clone(),
+            network: self.network.clone(),
+        })
+    }
+
+    /// The setup of test chain `chain`, derived from the main chain's genesis.
+    fn test_chain(&self, chain: ChainId) -> Result<ChainSetup> {
+        let derived = self
+            .main
+            .derive_test_chain(chain)
+            .map_err(|e| anyhow!("test chain {}: {e}", chain.0))?;
+        self.setup(Box::new(derived))
+    }
 }
 
 /// Block requests (each answered with up to [`wire::MAX_BLOCKS_PER_FRAME`] blocks or
@@ -120,8 +191,20 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let metrics_listener = bind(cfg.metrics_listen, "metrics", "metrics_listen").await?;
 
     let network_id = genesis.network();
-    let key = banyan_core::keys::BlsSecretKey::from_bytes(&*keys.bls.to_bytes())
-        .map_err(|e| anyhow!("BLS key: {e}"))?;
+    let factory = ChainFactory {
+        key: banyan_core::keys::BlsSecretKey::from_bytes(&*keys.bls.to_bytes())
+            .map_err(|e| anyhow!("BLS key: {e}"))?,
+        account: banyan_core::keys::AccountSecretKey::from_bytes(&keys.account.to_bytes()),
+        network_id,
+        store: store.clone(),
+        peers: peers.clone(),
+        consensus: cfg.consensus.clone(),
+        mempool: cfg.mempool.clone(),
+        threads: cfg.execution_threads,
+        metrics: metrics.clone(),
+        network: network.clone(),
+        main: genesis,
+    };
     let node = Arc::new(Node {
         name: cfg.name.clone(),
         validator_id: public.validator_id.to_hex(),
@@ -131,54 +214,17 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         metrics: metrics.clone(),
         peers_configured: peers.len(),
         block_requests: std::sync::Mutex::new(HashMap::new()),
+        admin: cfg.rpc.admin,
+        factory,
     });
     // The main chain, then the test chains derived from its genesis.
-    let mut genesises: Vec<Box<dyn ChainGenesis + Send>> = Vec::new();
+    let main = node.factory.setup(Box::new(node.factory.main.clone()))?;
+    tokio::task::block_in_place(|| node.add_chain(main))?;
     for &id in &cfg.test_chains {
-        let derived = genesis
-            .derive_test_chain(ChainId(id))
-            .map_err(|e| anyhow!("test chain {id}: {e}"))?;
-        genesises.push(Box::new(derived));
-    }
-    genesises.insert(0, Box::new(genesis));
-    for g in genesises {
-        let params = g.params();
-        let chain = params.chain;
-        let mempool = Arc::new(Mempool::new(
-            chain,
-            network_id,
-            MempoolLimits {
-                max_txs: cfg.mempool.max_txs,
-                max_per_sender: cfg.mempool.max_per_sender,
-                min_fee: params.min_fee,
-                ..MempoolLimits::default()
-            },
-        ));
-        let replica = ReplicaConfig {
-            chain,
-            base_timeout_ms: cfg.consensus.base_timeout_ms,
-            max_timeout_ms: cfg.consensus.max_timeout_ms,
-            max_clock_drift_ms: cfg.consensus.max_clock_drift_ms,
-            min_block_interval_ms: cfg.consensus.min_block_interval_ms,
-            ..ReplicaConfig::default()
-        };
-        let setup = ChainSetup {
-            store: store.clone(),
-            genesis: g,
-            committees: Box::new(OwnRegistry),
-            key: banyan_core::keys::BlsSecretKey::from_bytes(&*key.to_bytes())
-                .map_err(|e| anyhow!("BLS key: {e}"))?,
-            reporter: banyan_core::keys::AccountSecretKey::from_bytes(&keys.account.to_bytes()),
-            peers: peers.clone(),
-            replica,
-            mempool,
-            threads: cfg.execution_threads,
-            metrics: metrics.clone(),
-            network: network.clone(),
-        };
+        let setup = node.factory.test_chain(ChainId(id))?;
         tokio::task::block_in_place(|| node.add_chain(setup))?;
     }
-    spawn_receivers(node.clone(), receivers);
+    spawn_receivers(node.clone(), receivers)?;
     {
         let node = node.clone();
         tokio::spawn(async move {
@@ -267,40 +313,76 @@ async fn wait_for_stop(node: &Node) -> Option<String> {
     }
 }
 
-fn spawn_receivers(node: Arc<Node>, r: Receivers) {
+/// Each chain's share of the sync class's receive queue, in bytes (a few block frames).
+pub const SYNC_SHARE_BYTES: usize = 4 * crate::wire::BLOCKS_FRAME_BUDGET;
+/// Each chain's share of the mempool class's receive queue, in bytes.
+pub const MEMPOOL_SHARE_BYTES: usize = 32 << 20;
+
+fn spawn_receivers(node: Arc<Node>, r: Receivers) -> Result<()> {
     let Receivers {
         mut consensus,
-        mut sync,
-        mut mempool,
+        sync,
+        mempool,
     } = r;
-    // One task per class, so a backlog of block sync never delays votes.
+    // Consensus frames are decoded and queued on their chain's thread at once (each chain
+    // gates them per peer): one task, never waiting on other classes' work.
     let n = node.clone();
     tokio::spawn(async move {
         while let Some(inc) = consensus.recv().await {
             n.on_frame(inc.from, &inc.payload);
         }
     });
-    let n = node.clone();
-    tokio::spawn(async move {
-        while let Some(inc) = sync.recv().await {
-            // Block requests read RocksDB and block frames decode megabytes: off the async
-            // workers that carry QUIC, one frame at a time.
-            let node = n.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || node.on_frame(inc.from, &inc.payload)).await;
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(inc) = mempool.recv().await {
-            let node = node.clone();
-            // Signature checks are CPU work: off the async workers, below consensus.
-            let _ = tokio::task::spawn_blocking(move || {
+    // Block requests read RocksDB, block frames decode megabytes, gossip costs signature
+    // checks: each class has its own worker thread, fed chain by chain in turn, so a busy
+    // chain cannot hold the worker while another's frames wait.
+    spawn_class_worker(node.clone(), sync, "sync", SYNC_SHARE_BYTES, false)?;
+    spawn_class_worker(node, mempool, "mempool", MEMPOOL_SHARE_BYTES, true)?;
+    Ok(())
+}
+
+/// Move a class's frames from the transport (peers in turn) to per-chain queues (chains in
+/// turn), and handle them on one thread, at admission priority when `admission`.
+fn spawn_class_worker(
+    node: Arc<Node>,
+    mut inbox: banyan_net::Inbox,
+    class: &'static str,
+    share_bytes: usize,
+    admission: bool,
+) -> Result<()> {
+    let turns = Arc::new(crate::turns::ChainTurns::new(share_bytes));
+    let worker_turns = turns.clone();
+    let worker_node = node.clone();
+    std::thread::Builder::new()
+        .name(format!("{class}-frames"))
+        .spawn(move || {
+            if admission {
                 ingest_priority();
-                node.on_frame(inc.from, &inc.payload)
-            })
-            .await;
+            }
+            while let Some((_, inc)) = worker_turns.pop() {
+                worker_node.on_frame(inc.from, &inc.payload);
+            }
+        })
+        .with_context(|| format!("cannot start the {class} frame thread"))?;
+    let turns = crate::turns::Feeder(turns);
+    tokio::spawn(async move {
+        while let Some(inc) = inbox.recv().await {
+            // Frames for no hosted chain (or too short to name one) are refused and counted
+            // right here; only hosted chains get a queue.
+            let Some(chain) =
+                crate::wire::chain_of(&inc.payload).filter(|c| node.instance(*c).is_some())
+            else {
+                node.on_frame(inc.from, &inc.payload);
+                continue;
+            };
+            if turns.0.push(chain, inc).is_err() {
+                node.metrics
+                    .net_shed
+                    .with_label_values(&[chain.0.to_string().as_str(), class])
+                    .inc();
+            }
         }
     });
+    Ok(())
 }
 
 impl Node {
@@ -724,6 +806,58 @@ impl NodeApi for Node {
             peers_connected: self.network.connected().len(),
             peers_configured: self.peers_configured,
             chains: self.instances().iter().map(|c| c.shared().status).collect(),
+        }
+    }
+
+    fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, ApiError> {
+        self.admin_allowed()?;
+        if chain == ChainId::MAIN {
+            return Err(ApiError::InvalidParams(
+                "chain 0 is the main chain; a test chain has another id".into(),
+            ));
+        }
+        if self.instance(chain).is_some() {
+            return Err(ApiError::Rejected(format!(
+                "chain {} is already running on this node",
+                chain.0
+            )));
+        }
+        let setup = self
+            .factory
+            .test_chain(chain)
+            .map_err(|e| ApiError::InvalidParams(format!("{e:#}")))?;
+        self.add_chain(setup)
+            .map_err(|e| ApiError::Unavailable(format!("cannot start chain {}: {e:#}", chain.0)))?;
+        self.instance(chain)
+            .map(|c| c.shared().status)
+            .ok_or_else(|| ApiError::Unavailable(format!("chain {} stopped at once", chain.0)))
+    }
+
+    fn stop_chain(&self, chain: ChainId) -> Result<(), ApiError> {
+        self.admin_allowed()?;
+        if chain == ChainId::MAIN {
+            return Err(ApiError::InvalidParams(
+                "the main chain stops with the node: stop the node instead".into(),
+            ));
+        }
+        if self.remove_chain(chain) {
+            Ok(())
+        } else {
+            Err(ApiError::UnknownChain(chain.0))
+        }
+    }
+}
+
+impl Node {
+    fn admin_allowed(&self) -> Result<(), ApiError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "admin methods are off on this node; set `admin = true` in the [rpc] section \
+                 of its config.toml (only where the RPC address is not reachable by others)"
+                    .into(),
+            ))
         }
     }
 }

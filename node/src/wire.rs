@@ -74,6 +74,13 @@ pub enum WireError {
     Body(String),
 }
 
+/// The chain a frame is for, read from its prefix without decoding the body (`None` for a
+/// frame shorter than the prefix).
+pub fn chain_of(frame: &[u8]) -> Option<ChainId> {
+    let id: [u8; 4] = frame.get(..4)?.try_into().ok()?;
+    Some(ChainId(u32::from_le_bytes(id)))
+}
+
 /// Encode a consensus message for `chain`.
 pub fn consensus_frame(chain: ChainId, message: &Message) -> Bytes {
     frame(chain, 0, &message.encode())

@@ -193,7 +193,19 @@ async fn api_errors_map_to_codes() {
             GET_BLOCK,
             json!({"chain": 3}),
             UNKNOWN_CHAIN,
-            "unknown chain 3: this node runs chain 0 (the main chain) only",
+            "unknown chain 3: this node does not run it (`banyan status` lists the chains it runs)",
+        ),
+        (
+            START_TEST_CHAIN,
+            json!({"chain": 2}),
+            FORBIDDEN,
+            "forbidden: admin methods are off",
+        ),
+        (
+            STOP_CHAIN,
+            json!({}),
+            INVALID_PARAMS,
+            "invalid params: `chain` is required: the id of the chain to act on",
         ),
         (
             GET_VALIDATORS,

@@ -55,7 +55,6 @@ async fn two_chain_instances_in_one_node_both_commit_under_load() {
     assert_ne!(s.chains[0].block_id, s.chains[1].block_id);
 
     // Load both at once, through the same four nodes.
-    let urls: Vec<String> = (0..4).map(|i| c.nodes[i].rpc_url()).collect();
     let before: Vec<u64> = {
         let mut v = Vec::new();
         for chain in [0, 1] {
@@ -63,42 +62,12 @@ async fn two_chain_instances_in_one_node_both_commit_under_load() {
         }
         v
     };
-    let runs: Vec<_> = [0u32, 1]
-        .into_iter()
-        .map(|chain| {
-            let mut cmd = std::process::Command::new(cluster::EXE);
-            cmd.arg("load")
-                .args(["--rpc", &urls.join(",")])
-                .args(["--chain", &chain.to_string()])
-                .arg("--keys")
-                .arg(c.layout.demo())
-                .arg("--password-file")
-                .arg(c.layout.password())
-                .args([
-                    "--rate",
-                    "200",
-                    "--duration",
-                    "5s",
-                    "--accounts",
-                    "40",
-                    "--presign",
-                    "--json",
-                ]);
-            tokio::task::spawn_blocking(move || cmd.output())
-        })
-        .collect();
-    let mut reports = Vec::new();
-    for (chain, run) in runs.into_iter().enumerate() {
-        let out = run.await.expect("join").expect("run banyan load");
-        assert!(
-            out.status.success(),
-            "banyan load on chain {chain} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("one JSON report");
-        reports.push(report);
-    }
+    // Both at once: two processes, awaited together.
+    let (r0, r1) = tokio::join!(
+        Cluster::run_load(c.load_command(4, 0, 200, "5s", 40, true), "chain 0"),
+        Cluster::run_load(c.load_command(4, 1, 200, "5s", 40, true), "chain 1"),
+    );
+    let reports = [r0, r1];
     for (chain, report) in reports.iter().enumerate() {
         let submitted = report["submitted"].as_u64().expect("submitted");
         assert!(submitted >= 800, "chain {chain}: {report}");
@@ -120,5 +89,65 @@ async fn two_chain_instances_in_one_node_both_commit_under_load() {
         for i in 1..4 {
             wait_chain(&c, i, chain, after).await;
         }
+    }
+}
+
+/// `banyan chain <args> --rpc <node i>`: its output, or its error text when it fails.
+fn chain_cli(c: &Cluster, i: usize, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(cluster::EXE)
+        .arg("chain")
+        .args(args)
+        .args(["--rpc", &c.nodes[i].rpc_url()])
+        .output()
+        .expect("run banyan chain");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A chain started on running nodes with `banyan chain start`, stopped on one of them with
+/// `banyan chain stop` (the others, still a quorum, go on), then started there again: it
+/// resumes from its stored state and catches up. The main chain cannot be stopped and a
+/// running chain cannot be started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_start_and_stop_on_running_nodes() {
+    let _serial = cluster::SERIAL.lock().await;
+    let mut c = Cluster::create(4, 0, 1_000);
+    c.start_all(4);
+    for i in 0..4 {
+        wait_chain(&c, i, 0, 1).await;
+    }
+    for i in 0..4 {
+        let said = chain_cli(&c, i, &["start", "1"]).expect("chain 1 starts");
+        assert!(said.contains("chain 1 started"), "{said}");
+    }
+    for i in 0..4 {
+        wait_chain(&c, i, 1, 3).await;
+    }
+    let twice = chain_cli(&c, 0, &["start", "1"]).expect_err("already running");
+    assert!(twice.contains("already running"), "{twice}");
+    let main = chain_cli(&c, 0, &["stop", "0"]).expect_err("the main chain stays");
+    assert!(main.contains("main chain"), "{main}");
+
+    // Node 3 leaves chain 1; the other three are a quorum and keep committing it.
+    chain_cli(&c, 3, &["stop", "1"]).expect("chain 1 stops on node 3");
+    let s = c.status(3).await.expect("status");
+    let chains: Vec<u32> = s.chains.iter().map(|x| x.chain).collect();
+    assert_eq!(chains, vec![0], "node 3 no longer hosts chain 1");
+    let unknown = chain_cli(&c, 3, &["stop", "1"]).expect_err("not running any more");
+    assert!(unknown.contains("unknown chain 1"), "{unknown}");
+    let left_at = height_of(&c, 0, 1).await.expect("status");
+    let moved_on = wait_chain(&c, 0, 1, left_at + 3).await;
+    // The main chain on node 3 did not notice.
+    let main_h = height_of(&c, 3, 0).await.expect("status");
+    wait_chain(&c, 3, 0, main_h + 2).await;
+
+    // Back on node 3: it resumes from its store and catches up with the others.
+    chain_cli(&c, 3, &["start", "1"]).expect("chain 1 starts again on node 3");
+    wait_chain(&c, 3, 1, moved_on).await;
+    for i in 0..4 {
+        c.stop(i);
     }
 }

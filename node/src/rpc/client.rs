@@ -3,10 +3,11 @@
 
 use super::{
     encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER, GET_VALIDATORS,
-    RATE_LIMITED, STATUS, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
+    RATE_LIMITED, START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS,
+    TOO_MANY_CONNECTIONS,
 };
 use crate::api::{
-    AccountView, BlockView, CertifiedHeaderView, NodeStatus, Submitted, ValidatorsView,
+    AccountView, BlockView, CertifiedHeaderView, ChainStatus, NodeStatus, Submitted, ValidatorsView,
 };
 use banyan_core::ids::{Address, AssetId, ChainId};
 use banyan_core::tx::SignedTx;
@@ -376,6 +377,17 @@ impl RpcClient {
     pub async fn status(&self) -> Result<NodeStatus, RpcError> {
         self.typed(STATUS, json!([])).await
     }
+
+    /// Start hosting the test chain `chain` (`banyan_startTestChain`, admin).
+    pub async fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, RpcError> {
+        self.typed(START_TEST_CHAIN, json!({"chain": chain.0}))
+            .await
+    }
+
+    /// Stop hosting `chain` (`banyan_stopChain`, admin).
+    pub async fn stop_chain(&self, chain: ChainId) -> Result<(), RpcError> {
+        self.typed(STOP_CHAIN, json!({"chain": chain.0})).await
+    }
 }
 
 /// [`RpcClient`] behind a current-thread runtime, for command-line tools.
@@ -464,5 +476,15 @@ impl BlockingRpcClient {
     /// See [`RpcClient::status`].
     pub fn status(&self) -> Result<NodeStatus, RpcError> {
         self.rt.block_on(self.inner.status())
+    }
+
+    /// See [`RpcClient::start_test_chain`].
+    pub fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, RpcError> {
+        self.rt.block_on(self.inner.start_test_chain(chain))
+    }
+
+    /// See [`RpcClient::stop_chain`].
+    pub fn stop_chain(&self, chain: ChainId) -> Result<(), RpcError> {
+        self.rt.block_on(self.inner.stop_chain(chain))
     }
 }

@@ -13,6 +13,11 @@
 //! | `banyan_getCertifiedHeader` | `height`?: number (latest certified), `chain`?: number (0) | [`CertifiedHeaderView`](crate::api::CertifiedHeaderView) |
 //! | `banyan_getValidators` | `chain`?: number (0) | [`ValidatorsView`](crate::api::ValidatorsView) |
 //! | `banyan_status` | none | [`NodeStatus`](crate::api::NodeStatus) |
+//! | `banyan_startTestChain` (admin) | `chain`: number (not 0) | [`ChainStatus`](crate::api::ChainStatus) |
+//! | `banyan_stopChain` (admin) | `chain`: number (not 0) | `null` |
+//!
+//! Admin methods start and stop chain instances on the node; they answer [`FORBIDDEN`] unless
+//! the node's config sets `[rpc] admin = true` (the devnet does, on loopback).
 //!
 //! Examples: `{"jsonrpc":"2.0","id":1,"method":"banyan_getAccount","params":{"address":"ab..","chain":0}}`
 //! or positionally `"params":["ab..", 0]`; `"params":["0a1b.."]` for `banyan_submitTx`;
@@ -24,7 +29,8 @@
 //!
 //! Error codes: the JSON-RPC 2.0 ones ([`PARSE_ERROR`], [`INVALID_REQUEST`],
 //! [`METHOD_NOT_FOUND`], [`INVALID_PARAMS`], [`INTERNAL_ERROR`]) and one server code per
-//! [`ApiError`] kind ([`UNKNOWN_CHAIN`], [`NOT_FOUND`], [`REJECTED`], [`UNAVAILABLE`]; an
+//! [`ApiError`] kind ([`UNKNOWN_CHAIN`], [`NOT_FOUND`], [`REJECTED`], [`UNAVAILABLE`],
+//! [`FORBIDDEN`]; an
 //! [`ApiError::InvalidParams`] is [`INVALID_PARAMS`]). The message is the error's text.
 //!
 //! Limits ([`server::RpcLimits`]; [`server`] says where each applies). A request refused by
@@ -91,6 +97,8 @@ pub const RESPONSE_TOO_LARGE: i64 = -32007;
 pub const BODY_TIMEOUT: i64 = -32008;
 /// The server's buffer for request bodies is full (HTTP 503); nothing ran, retry shortly.
 pub const BUSY: i64 = -32009;
+/// [`ApiError::Forbidden`]: an admin method on a node that does not serve them.
+pub const FORBIDDEN: i64 = -32010;
 
 /// `banyan_submitTx`.
 pub const SUBMIT_TX: &str = "banyan_submitTx";
@@ -106,9 +114,13 @@ pub const GET_CERTIFIED_HEADER: &str = "banyan_getCertifiedHeader";
 pub const GET_VALIDATORS: &str = "banyan_getValidators";
 /// `banyan_status`.
 pub const STATUS: &str = "banyan_status";
+/// `banyan_startTestChain` (admin).
+pub const START_TEST_CHAIN: &str = "banyan_startTestChain";
+/// `banyan_stopChain` (admin).
+pub const STOP_CHAIN: &str = "banyan_stopChain";
 /// Every method the server knows (also the `method` label values of the RPC metrics, besides
 /// `unknown`).
-pub const METHODS: [&str; 7] = [
+pub const METHODS: [&str; 9] = [
     SUBMIT_TX,
     SUBMIT_TXS,
     GET_ACCOUNT,
@@ -116,6 +128,8 @@ pub const METHODS: [&str; 7] = [
     GET_CERTIFIED_HEADER,
     GET_VALIDATORS,
     STATUS,
+    START_TEST_CHAIN,
+    STOP_CHAIN,
 ];
 
 /// A JSON-RPC error object: `{"code": .., "message": ..}`.
@@ -151,6 +165,7 @@ pub fn api_error_code(e: &ApiError) -> i64 {
         ApiError::InvalidParams(_) => INVALID_PARAMS,
         ApiError::Rejected(_) => REJECTED,
         ApiError::Unavailable(_) => UNAVAILABLE,
+        ApiError::Forbidden(_) => FORBIDDEN,
     }
 }
 

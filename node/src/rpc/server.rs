@@ -49,8 +49,8 @@ use super::limiter::{ClientKey, ClientLimits, Clients, ConnectionGuard, Refused}
 use super::{
     decode_tx_hex, ErrorObject, BODY_TIMEOUT, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER,
     GET_VALIDATORS, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHODS, METHOD_NOT_FOUND,
-    PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, STATUS, SUBMIT_TX, SUBMIT_TXS,
-    TOO_MANY_CONNECTIONS,
+    PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX,
+    SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
 use crate::api::{ApiError, NodeApi, Submitted};
 use crate::metrics::Metrics;
@@ -1026,6 +1026,17 @@ fn call(state: &State, method: &str, params: Option<Value>) -> Result<Vec<u8>, E
             named(params, &[])?;
             to_json(&api.status())
         }
+        START_TEST_CHAIN => {
+            let p = named(params, &["chain"])?;
+            let chain = required_chain(&p)?;
+            to_json(&api.start_test_chain(chain).map_err(api_err)?)
+        }
+        STOP_CHAIN => {
+            let p = named(params, &["chain"])?;
+            let chain = required_chain(&p)?;
+            api.stop_chain(chain).map_err(api_err)?;
+            to_json(&())
+        }
         other => Err(ErrorObject::new(
             METHOD_NOT_FOUND,
             format!(
@@ -1138,6 +1149,16 @@ fn chain_and_height(params: Option<Value>) -> Result<(ChainId, Option<u64>), Err
         ),
     };
     Ok((chain(&p)?, height))
+}
+
+/// `chain`, which must be given (the admin methods act on one named chain).
+fn required_chain(p: &Map<String, Value>) -> Result<ChainId, ErrorObject> {
+    if p.get("chain").is_none_or(Value::is_null) {
+        return Err(bad_params(
+            "`chain` is required: the id of the chain to act on",
+        ));
+    }
+    chain(p)
 }
 
 fn chain(p: &Map<String, Value>) -> Result<ChainId, ErrorObject> {

@@ -123,6 +123,15 @@ pub fn validators_view() -> ValidatorsView {
 }
 
 impl NodeApi for FakeNode {
+    /// The fake runs the main chain only and serves no admin method.
+    fn start_test_chain(&self, _chain: ChainId) -> Result<ChainStatus, ApiError> {
+        Err(ApiError::Forbidden("admin methods are off".into()))
+    }
+
+    fn stop_chain(&self, _chain: ChainId) -> Result<(), ApiError> {
+        Err(ApiError::Forbidden("admin methods are off".into()))
+    }
+
     fn certified_header(
         &self,
         chain: ChainId,
