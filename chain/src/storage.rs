@@ -47,7 +47,7 @@ use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, 
 use banyan_core::keys::{BlsPublicKey, KeyError, ProofOfPossession};
 use banyan_core::state::State;
 use banyan_core::tx::{Outbox, Packet, StateKey};
-use banyan_core::value::StateValue;
+use banyan_core::value::{SidechainRecord, StateValue};
 use banyan_store::{Column, Durability, Store, StoreError, WriteBatch};
 use banyan_vrf::EpochSeed;
 
@@ -339,6 +339,33 @@ impl ChainStore {
             StateValue::Amount(a) => Ok(a),
             other => Err(corrupt("balance", format!("holds {other:?}"))),
         }
+    }
+
+    /// Every sidechain record in the committed state, by id (a main-chain store holds them).
+    pub fn sidechains(&self) -> Result<Vec<(ChainId, SidechainRecord)>, ChainError> {
+        // A key's encoding starts with its variant's tag, so every sidechain record is under
+        // the prefix the encoding of any one of them starts with.
+        let probe = codec::encode(&StateKey::Sidechain(ChainId::MAIN));
+        let tag_len = probe.len() - codec::encode(&ChainId::MAIN).len();
+        let prefix = self.key(TAG_STATE, &probe[..tag_len]);
+        let mut out = Vec::new();
+        for entry in self.store.iter_prefix(Column::State, &prefix) {
+            let (k, v) = entry?;
+            let base = prefix.len() - tag_len;
+            let key: StateKey =
+                codec::decode(&k[base..], SMALL_LIMIT).map_err(|e| corrupt("state key", e))?;
+            let value: StateValue =
+                codec::decode(&v, SMALL_LIMIT).map_err(|e| corrupt("state value", e))?;
+            match (key, value) {
+                (StateKey::Sidechain(id), StateValue::Sidechain(Some(record))) => {
+                    out.push((id, record))
+                }
+                (StateKey::Sidechain(_), StateValue::Sidechain(None)) => {}
+                other => return Err(corrupt("sidechain record", format!("{other:?}"))),
+            }
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
     }
 
     /// The whole committed state.

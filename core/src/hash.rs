@@ -85,6 +85,8 @@ pub enum Domain {
     StatePath,
     /// A state entry `(key, value)`, as its leaf in the state tree shows it.
     StateEntry,
+    /// A spawned sidechain's id, from its spawner and the spawning transaction's nonce.
+    SidechainId,
     /// Anything else, named by the caller (tests, application data).
     Custom(&'static str),
 }
@@ -106,6 +108,7 @@ impl Domain {
             Domain::SmtNode => "banyan/smt/node",
             Domain::StatePath => "banyan/state/path",
             Domain::StateEntry => "banyan/state/entry",
+            Domain::SidechainId => "banyan/sidechain/id",
             Domain::Custom(s) => s,
         }
     }

@@ -32,6 +32,60 @@ pub struct SidechainParams {
     pub deposit: Amount,
 }
 
+/// Most validators a sidechain committee may ask for.
+pub const MAX_SIDECHAIN_COMMITTEE: u16 = 256;
+/// Shortest block time a sidechain may ask for, in ms.
+pub const MIN_SIDECHAIN_BLOCK_TIME_MS: u32 = 50;
+/// Longest block time a sidechain may ask for, in ms.
+pub const MAX_SIDECHAIN_BLOCK_TIME_MS: u32 = 60_000;
+/// Longest epoch a sidechain may ask for, in blocks.
+pub const MAX_SIDECHAIN_EPOCH_LENGTH: u64 = 1 << 24;
+/// The high bit every spawned sidechain's id carries, so that spawned ids never meet the ids
+/// below it (the main chain's 0, and chains configured by hand for tests).
+pub const SIDECHAIN_ID_BIT: u32 = 1 << 31;
+
+impl SidechainParams {
+    /// What is out of range, if anything (the deposit is checked against the chain's
+    /// minimum by the ledger).
+    pub fn check(&self) -> Result<(), String> {
+        if self.committee_size == 0 || self.committee_size > MAX_SIDECHAIN_COMMITTEE {
+            return Err(format!(
+                "committee_size {} is outside 1..={MAX_SIDECHAIN_COMMITTEE}",
+                self.committee_size
+            ));
+        }
+        if !(MIN_SIDECHAIN_BLOCK_TIME_MS..=MAX_SIDECHAIN_BLOCK_TIME_MS)
+            .contains(&self.block_time_ms)
+        {
+            return Err(format!(
+                "block_time_ms {} is outside {MIN_SIDECHAIN_BLOCK_TIME_MS}..={MAX_SIDECHAIN_BLOCK_TIME_MS}",
+                self.block_time_ms
+            ));
+        }
+        if self.epoch_length == 0 || self.epoch_length > MAX_SIDECHAIN_EPOCH_LENGTH {
+            return Err(format!(
+                "epoch_length {} is outside 1..={MAX_SIDECHAIN_EPOCH_LENGTH}",
+                self.epoch_length
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The id of the sidechain that `spawner`'s transaction with `nonce` spawns: known before the
+/// transaction runs (clients print it; the executor declares its record's key), the same on
+/// every node, and never one of the ids below [`SIDECHAIN_ID_BIT`]. Two spawns that hash to
+/// one id are told apart by the ledger: the second fails and can be sent again (its next
+/// nonce gives another id).
+pub fn sidechain_id(spawner: &Address, nonce: Nonce) -> ChainId {
+    let mut input = [0u8; 40];
+    input[..32].copy_from_slice(&spawner.0);
+    input[32..].copy_from_slice(&nonce.0.to_le_bytes());
+    let h = crate::hash::hash(crate::hash::Domain::SidechainId, &input);
+    let word = u32::from_le_bytes([h.0[0], h.0[1], h.0[2], h.0[3]]);
+    ChainId(word | SIDECHAIN_ID_BIT)
+}
+
 /// An asset named by where it was first issued, as carried in packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
 pub struct AssetOrigin {
@@ -416,7 +470,7 @@ pub enum StateKey {
     Balance(Address, AssetId),
     /// A validator's stake record.
     Validator(Address),
-    /// The sidechain registry (its id counter).
+    /// The sidechain registry: how many sidechains are active.
     SidechainRegistry,
     /// One sidechain's record.
     Sidechain(ChainId),

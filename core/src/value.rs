@@ -8,7 +8,7 @@
 
 use crate::codec::{Decode, Encode};
 use crate::hash::Digest;
-use crate::ids::{Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
+use crate::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Sequence};
 use crate::keys::BLS_PUBLIC_KEY_BYTES;
 use crate::tx::{AssetOrigin, StateKey};
 
@@ -50,15 +50,37 @@ impl Default for ValidatorRecord {
     }
 }
 
-/// A sidechain's life cycle as far as the executor tracks it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
+/// A sidechain's life cycle as the main chain records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 #[bincode(crate = "crate::codec::bincode")]
 pub enum SidechainStatus {
-    /// Spawned (or never spawned: the registry counter tells which ids exist) and not retired.
-    #[default]
+    /// Spawned and not retired.
     Active,
-    /// Retired; it takes no more transactions.
+    /// Retired by its spawner; its deposit has been returned.
     Retired,
+}
+
+/// What the main chain records of a spawned sidechain, under [`StateKey::Sidechain`]: who
+/// spawned it, with what, and whether it is still active. Absent (`None`) for an id no
+/// sidechain was spawned with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+#[bincode(crate = "crate::codec::bincode")]
+pub struct SidechainRecord {
+    /// The account that spawned it (the only one that may retire it).
+    pub spawner: Address,
+    /// Native coins locked while it is active (counted in the native supply then; returned
+    /// to the spawner at retirement).
+    pub deposit: Amount,
+    /// Validators in its committee.
+    pub committee_size: u16,
+    /// Target time between its blocks.
+    pub block_time_ms: u32,
+    /// Its blocks per epoch.
+    pub epoch_length: u32,
+    /// The main-chain epoch from which it runs: the one after the epoch it was spawned in.
+    pub activation_epoch: u32,
+    /// Active or retired.
+    pub status: SidechainStatus,
 }
 
 /// Packets sent on a channel and not yet acknowledged or timed out. Channels are ordered, so
@@ -94,9 +116,9 @@ pub enum ValueKind {
     Amount,
     /// [`StateKey::Validator`]: a [`ValidatorRecord`].
     Validator,
-    /// [`StateKey::SidechainRegistry`]: the number of sidechains spawned so far.
+    /// [`StateKey::SidechainRegistry`]: the number of active sidechains.
     Counter,
-    /// [`StateKey::Sidechain`]: a [`SidechainStatus`].
+    /// [`StateKey::Sidechain`]: a [`SidechainRecord`], if one was spawned with that id.
     Sidechain,
     /// [`StateKey::AssetOrigin`]: where a local asset was issued, if recorded.
     Origin,
@@ -135,15 +157,12 @@ impl ValueKind {
     #[inline]
     pub fn width(self) -> usize {
         match self {
-            ValueKind::Nonce
-            | ValueKind::Counter
-            | ValueKind::Sidechain
-            | ValueKind::Sequence
-            | ValueKind::Flag => 1,
+            ValueKind::Nonce | ValueKind::Counter | ValueKind::Sequence | ValueKind::Flag => 1,
             ValueKind::Amount | ValueKind::Pending => 2,
             ValueKind::Unbonding => 3,
             ValueKind::Origin | ValueKind::LightClient => 5,
             ValueKind::Validator => 2 + BLS_PUBLIC_KEY_BYTES / 8,
+            ValueKind::Sidechain => 8,
         }
     }
 
@@ -165,8 +184,8 @@ pub enum StateValue {
     Validator(ValidatorRecord),
     /// The sidechain registry's counter.
     Counter(u64),
-    /// A sidechain's status.
-    Sidechain(SidechainStatus),
+    /// A sidechain's record, if one was spawned with that id.
+    Sidechain(Option<SidechainRecord>),
     /// A local asset's origin, once recorded.
     Origin(Option<AssetOrigin>),
     /// A channel's next sequence.
@@ -247,12 +266,22 @@ impl StateValue {
                 bytes_to_words(&v.key, &mut out[2..]);
             }
             StateValue::Counter(c) => out[0] = *c,
-            StateValue::Sidechain(s) => {
-                out[0] = match s {
-                    SidechainStatus::Active => 0,
-                    SidechainStatus::Retired => 1,
+            StateValue::Sidechain(record) => match record {
+                None => out.fill(0),
+                Some(r) => {
+                    bytes_to_words(&r.spawner.0, &mut out[0..4]);
+                    out[4] = r.deposit.0 as u64;
+                    out[5] = (r.deposit.0 >> 64) as u64;
+                    let status: u64 = match r.status {
+                        SidechainStatus::Active => 1,
+                        SidechainStatus::Retired => 2,
+                    };
+                    out[6] = status
+                        | u64::from(r.committee_size) << 8
+                        | u64::from(r.block_time_ms) << 24;
+                    out[7] = u64::from(r.epoch_length) | u64::from(r.activation_epoch) << 32;
                 }
-            }
+            },
             StateValue::Origin(o) => match o {
                 None => out[..5].fill(0),
                 Some(o) => {
@@ -300,11 +329,28 @@ impl StateValue {
                 })
             }
             ValueKind::Counter => StateValue::Counter(w(0)),
-            ValueKind::Sidechain => StateValue::Sidechain(if w(0) == 0 {
-                SidechainStatus::Active
-            } else {
-                SidechainStatus::Retired
-            }),
+            ValueKind::Sidechain => {
+                // The status byte says whether a record is present (1 active, 2 retired; any
+                // other non-zero pattern reads as retired, 0 as absent).
+                let status = w(6) & 0xff;
+                if status == 0 {
+                    StateValue::Sidechain(None)
+                } else {
+                    StateValue::Sidechain(Some(SidechainRecord {
+                        spawner: Address(words_to_bytes(&[w(0), w(1), w(2), w(3)])),
+                        deposit: amount(4),
+                        committee_size: (w(6) >> 8) as u16,
+                        block_time_ms: (w(6) >> 24) as u32,
+                        epoch_length: w(7) as u32,
+                        activation_epoch: (w(7) >> 32) as u32,
+                        status: if status == 1 {
+                            SidechainStatus::Active
+                        } else {
+                            SidechainStatus::Retired
+                        },
+                    }))
+                }
+            }
             ValueKind::Origin => {
                 if w(0) & ORIGIN_PRESENT == 0 {
                     StateValue::Origin(None)

@@ -7,8 +7,8 @@ use banyan_core::state::State;
 use banyan_core::state::{entry_hash, path_of, verify_entry};
 use banyan_core::tx::{AssetOrigin, StateKey};
 use banyan_core::value::{
-    LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
-    MAX_VALUE_WORDS,
+    LightClientState, PendingPackets, SidechainRecord, SidechainStatus, UnbondingEntry,
+    ValidatorRecord, MAX_VALUE_WORDS,
 };
 use banyan_core::value::{StateValue, ValueKind};
 use proptest::prelude::*;
@@ -28,11 +28,34 @@ fn value_strategy() -> impl Strategy<Value = StateValue> {
             })
         }),
         any::<u64>().prop_map(StateValue::Counter),
-        any::<bool>().prop_map(|r| StateValue::Sidechain(if r {
-            SidechainStatus::Retired
-        } else {
-            SidechainStatus::Active
-        })),
+        proptest::option::of((
+            any::<[u8; 32]>(),
+            any::<u128>(),
+            any::<(u16, u32, u32, u32)>(),
+            any::<bool>()
+        ))
+        .prop_map(|o| StateValue::Sidechain(o.map(
+            |(
+                spawner,
+                deposit,
+                (committee_size, block_time_ms, epoch_length, activation_epoch),
+                retired,
+            )| {
+                SidechainRecord {
+                    spawner: Address(spawner),
+                    deposit: Amount(deposit),
+                    committee_size,
+                    block_time_ms,
+                    epoch_length,
+                    activation_epoch,
+                    status: if retired {
+                        SidechainStatus::Retired
+                    } else {
+                        SidechainStatus::Active
+                    },
+                }
+            }
+        ))),
         proptest::option::of((any::<u32>(), any::<[u8; 32]>())).prop_map(|o| StateValue::Origin(
             o.map(|(c, a)| AssetOrigin {
                 chain: ChainId(c),

@@ -6,14 +6,15 @@ use crate::receipt::{
 };
 use crate::rules::StakingRules;
 use crate::verified::VerifiedTx;
-use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height};
+use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce};
 use banyan_core::keys::BlsPublicKey;
 use banyan_core::tx::{
-    AccessSet, Acknowledgement, AssetOrigin, Equivocation, NonDeliveryProof, Packet, PacketProof,
-    SidechainParams, StateKey, TxKind,
+    sidechain_id, AccessSet, Acknowledgement, AssetOrigin, Equivocation, NonDeliveryProof, Packet,
+    PacketProof, SidechainParams, StateKey, TxKind,
 };
 use banyan_core::value::{
-    LightClientState, PendingPackets, SidechainStatus, StateValue, UnbondingEntry, ValidatorRecord,
+    LightClientState, PendingPackets, SidechainRecord, SidechainStatus, StateValue, UnbondingEntry,
+    ValidatorRecord,
 };
 use banyan_dag::{AccessError, TxView, Vm};
 
@@ -106,9 +107,12 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
             set.write(StateKey::Validator(sender));
             set.write(StateKey::Unbonding(sender));
         }
-        TxKind::SpawnSidechain { .. } => set.write(StateKey::SidechainRegistry),
+        TxKind::SpawnSidechain { .. } => {
+            set.write(StateKey::SidechainRegistry);
+            set.write(StateKey::Sidechain(sidechain_id(&sender, body.nonce)));
+        }
         TxKind::RetireSidechain { chain } => {
-            set.read(StateKey::SidechainRegistry);
+            set.write(StateKey::SidechainRegistry);
             set.write(StateKey::Sidechain(*chain));
         }
         TxKind::CrossChainSend {
@@ -351,12 +355,30 @@ impl<P: PacketProofs> Ledger<P> {
         Ok(Ok(Effect::Slashed { offender, burned }))
     }
 
-    fn spawn<V: TxView>(&self, view: &mut V, sender: Address, params: &SidechainParams) -> Applied {
+    fn spawn<V: TxView>(
+        &self,
+        view: &mut V,
+        sender: Address,
+        nonce: Nonce,
+        params: &SidechainParams,
+    ) -> Applied {
         if !self.chain.is_main() {
             return Ok(Err(Failure::MainChainOnly));
         }
-        if params.committee_size == 0 || params.block_time_ms == 0 || params.epoch_length == 0 {
-            return Ok(Err(Failure::InvalidSidechainParams));
+        if let Err(why) = params.check() {
+            return Ok(Err(Failure::InvalidSidechainParams(why)));
+        }
+        let min = self.staking.min_sidechain_deposit;
+        if params.deposit < min {
+            return Ok(Err(Failure::DepositTooLow {
+                given: params.deposit,
+                min,
+            }));
+        }
+        let chain = sidechain_id(&sender, nonce);
+        let record_key = StateKey::Sidechain(chain);
+        if view.read(&record_key)? != StateValue::Sidechain(None) {
+            return Ok(Err(Failure::SidechainIdTaken(chain)));
         }
         let native_key = StateKey::Balance(sender, AssetId::NATIVE);
         let native = view.read_amount(&native_key)?;
@@ -371,31 +393,60 @@ impl<P: PacketProofs> Ledger<P> {
             StateValue::Counter(c) => c,
             _ => 0,
         };
-        let next = spawned.saturating_add(1);
-        let Ok(id) = u32::try_from(next) else {
+        let Some(next) = spawned.checked_add(1) else {
             return Ok(Err(Failure::RegistryFull));
+        };
+        let record = SidechainRecord {
+            spawner: sender,
+            deposit: params.deposit,
+            committee_size: params.committee_size,
+            block_time_ms: params.block_time_ms,
+            // `check` bounds the epoch length far below u32::MAX.
+            epoch_length: u32::try_from(params.epoch_length).unwrap_or(u32::MAX),
+            activation_epoch: u32::try_from(self.epoch.0.saturating_add(1)).unwrap_or(u32::MAX),
+            status: SidechainStatus::Active,
         };
         view.write(&native_key, StateValue::Amount(left))?;
         view.write(&registry_key, StateValue::Counter(next))?;
-        Ok(Ok(Effect::SidechainSpawned(ChainId(id))))
+        view.write(&record_key, StateValue::Sidechain(Some(record)))?;
+        Ok(Ok(Effect::SidechainSpawned(chain)))
     }
 
-    fn retire<V: TxView>(&self, view: &mut V, chain: ChainId) -> Applied {
+    fn retire<V: TxView>(&self, view: &mut V, sender: Address, chain: ChainId) -> Applied {
         if !self.chain.is_main() {
             return Ok(Err(Failure::MainChainOnly));
         }
-        let spawned = match view.read(&StateKey::SidechainRegistry)? {
+        let key = StateKey::Sidechain(chain);
+        let StateValue::Sidechain(Some(record)) = view.read(&key)? else {
+            return Ok(Err(Failure::UnknownSidechain(chain)));
+        };
+        if record.spawner != sender {
+            return Ok(Err(Failure::NotSpawner(chain)));
+        }
+        if record.status == SidechainStatus::Retired {
+            return Ok(Err(Failure::AlreadyRetired(chain)));
+        }
+        // The deposit goes back to the spawner, who is the sender (its balance is in every
+        // access set).
+        let native_key = StateKey::Balance(sender, AssetId::NATIVE);
+        let native = view.read_amount(&native_key)?;
+        let Ok(refunded) = native.checked_add(record.deposit) else {
+            return Ok(Err(Failure::Overflow));
+        };
+        let registry_key = StateKey::SidechainRegistry;
+        let active = match view.read(&registry_key)? {
             StateValue::Counter(c) => c,
             _ => 0,
         };
-        if chain.is_main() || u64::from(chain.0) > spawned {
-            return Ok(Err(Failure::UnknownSidechain(chain)));
-        }
-        let key = StateKey::Sidechain(chain);
-        if view.read(&key)? == StateValue::Sidechain(SidechainStatus::Retired) {
-            return Ok(Err(Failure::AlreadyRetired(chain)));
-        }
-        view.write(&key, StateValue::Sidechain(SidechainStatus::Retired))?;
+        view.write(&native_key, StateValue::Amount(refunded))?;
+        view.write(&registry_key, StateValue::Counter(active.saturating_sub(1)))?;
+        view.write(
+            &key,
+            StateValue::Sidechain(Some(SidechainRecord {
+                status: SidechainStatus::Retired,
+                ..record
+            })),
+        )?;
         Ok(Ok(Effect::SidechainRetired(chain)))
     }
 
@@ -704,8 +755,8 @@ impl<P: PacketProofs> Vm for Ledger<P> {
                 ..
             } => self.stake(view, sender, validator_key, *amount)?,
             TxKind::Unstake { amount } => self.unstake(view, sender, *amount)?,
-            TxKind::SpawnSidechain { params } => self.spawn(view, sender, params)?,
-            TxKind::RetireSidechain { chain } => self.retire(view, *chain)?,
+            TxKind::SpawnSidechain { params } => self.spawn(view, sender, body.nonce, params)?,
+            TxKind::RetireSidechain { chain } => self.retire(view, sender, *chain)?,
             TxKind::CrossChainSend {
                 destination,
                 recipient,

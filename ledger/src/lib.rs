@@ -25,8 +25,8 @@
 //! | `Stake` | refused for a jailed key; debit native `amount`, add it to the sender's [`ValidatorRecord`]; the first stake sets the record's BLS key, later ones (also while coins are unbonding) must name the same key |
 //! | `Unstake` | take `amount` off the record's stake and add it to the sender's [`UnbondingEntry`], released from epoch `current + 1 + unbonding_epochs`; nothing is credited now |
 //! | `ReportEquivocation`, `ReportProposalEquivocation` | if the offender's record holds the key that signed, the evidence is about this chain, not older than the unbonding period and not punished yet: burn `slash_fraction_percent` of the record's stake and of the offender's unbonding coins, jail the key, record the offence |
-//! | `SpawnSidechain` | main chain only: debit the deposit, count one more sidechain (its id is the new count) |
-//! | `RetireSidechain` | main chain only: mark a spawned, active sidechain retired |
+//! | `SpawnSidechain` | main chain only: check the parameters and the deposit (at least `min_sidechain_deposit`), debit it, record the sidechain (spawner, parameters, activation at the next epoch) under the id `sidechain_id(sender, nonce)` |
+//! | `RetireSidechain` | main chain only, by its spawner: mark an active sidechain retired and return its deposit |
 //! | `CrossChainSend` | debit the asset, burn it if it goes home to its origin chain, else lock it in the channel's escrow; assign the channel's next sequence and record the packet as pending; the receipt carries the packet for the block's outbox |
 //! | `DeliverPacket` | if the proof is accepted, the packet is next in order and not expired: consume the sequence, then release the escrow (asset coming home) or mint the bridged asset, acknowledging `Success`, or `Failure(code)` when that credit cannot be made |
 //! | `AcknowledgePacket` / `TimeoutPacket` | if the proof is accepted and the packet is the oldest pending one: resolve it, refunding the sender on a failure acknowledgement or a timeout (re-mint if it was burned, else release the escrow) |
@@ -67,9 +67,10 @@
 //!   ([`Failure::AlreadySlashed`]).
 //!
 //! Supply: [`native_supply`] (balances + stakes + unbonding coins + escrows of the native
-//! coin) is moved between its parts by stake, unstake and release, and lowered by staking only
-//! through the part a slash burns. Outside staking, fees (debited, credited to no key),
-//! sidechain deposits and cross-chain burns and mints change it.
+//! coin + deposits of active sidechains) is moved between its parts by stake, unstake,
+//! release, spawn and retire, and lowered by staking only through the part a slash burns.
+//! Outside these, fees (debited, credited to no key) and cross-chain burns and mints change
+//! it.
 
 mod execute;
 mod proofs;
@@ -85,8 +86,8 @@ pub use receipt::{
     ACK_OVERFLOW,
 };
 pub use rules::{
-    StakingRules, StakingRulesError, DEFAULT_SLASH_FRACTION_PERCENT, DEFAULT_UNBONDING_EPOCHS,
-    MAX_SLASH_FRACTION_PERCENT, MAX_UNBONDING_EPOCHS,
+    StakingRules, StakingRulesError, DEFAULT_MIN_SIDECHAIN_DEPOSIT, DEFAULT_SLASH_FRACTION_PERCENT,
+    DEFAULT_UNBONDING_EPOCHS, MAX_SLASH_FRACTION_PERCENT, MAX_UNBONDING_EPOCHS,
 };
 pub use supply::{end_of_epoch, native_supply};
 pub use verified::{VerifiedTx, VerifyError};

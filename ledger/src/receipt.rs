@@ -130,9 +130,21 @@ pub enum Failure {
     },
     /// A main-chain-only transaction on a sidechain.
     MainChainOnly,
-    /// Sidechain parameters with a zero committee, block time or epoch length.
-    InvalidSidechainParams,
-    /// No sidechain id left.
+    /// Sidechain parameters out of range (which one, and the range).
+    InvalidSidechainParams(String),
+    /// A sidechain deposit below the chain's minimum.
+    DepositTooLow {
+        /// The deposit offered.
+        given: Amount,
+        /// The least accepted.
+        min: Amount,
+    },
+    /// The id this spawn would take is already recorded (a hash collision): send the spawn
+    /// again, its next nonce gives another id.
+    SidechainIdTaken(ChainId),
+    /// Only the account that spawned a sidechain may retire it.
+    NotSpawner(ChainId),
+    /// The count of active sidechains would overflow.
     RegistryFull,
     /// No such sidechain.
     UnknownSidechain(ChainId),

@@ -11,6 +11,8 @@ pub const MAX_UNBONDING_EPOCHS: u64 = 1 << 20;
 pub const DEFAULT_SLASH_FRACTION_PERCENT: u8 = 5;
 /// The most a slash may take, in percent.
 pub const MAX_SLASH_FRACTION_PERCENT: u8 = 100;
+/// Native coins a sidechain's spawner locks at least, unless the chain says otherwise.
+pub const DEFAULT_MIN_SIDECHAIN_DEPOSIT: Amount = Amount(1_000_000);
 
 /// A chain's staking parameters (see the crate docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +23,9 @@ pub struct StakingRules {
     /// Percent (`0 ..= 100`) of the offender's stake and unbonding coins a proven
     /// equivocation burns.
     pub slash_fraction_percent: u8,
+    /// Least deposit a `SpawnSidechain` locks (main chain): the bond that keeps spawning
+    /// from being free.
+    pub min_sidechain_deposit: Amount,
 }
 
 impl Default for StakingRules {
@@ -28,6 +33,7 @@ impl Default for StakingRules {
         StakingRules {
             unbonding_epochs: DEFAULT_UNBONDING_EPOCHS,
             slash_fraction_percent: DEFAULT_SLASH_FRACTION_PERCENT,
+            min_sidechain_deposit: DEFAULT_MIN_SIDECHAIN_DEPOSIT,
         }
     }
 }

@@ -3,10 +3,11 @@
 use banyan_core::ids::{Amount, AmountError, AssetId, Epoch};
 use banyan_core::state::State;
 use banyan_core::tx::StateKey;
-use banyan_core::value::{StateValue, UnbondingEntry, ValidatorRecord};
+use banyan_core::value::{SidechainStatus, StateValue, UnbondingEntry, ValidatorRecord};
 
-/// The sum of the native coin held as balances, stakes, unbonding coins and escrows: what
-/// staking never changes except by burning a slash (see the crate docs).
+/// The sum of the native coin held as balances, stakes, unbonding coins, escrows and the
+/// deposits of active sidechains: what staking never changes except by burning a slash, and
+/// spawning and retiring never change at all (see the crate docs).
 pub fn native_supply(state: &State) -> Result<Amount, AmountError> {
     state
         .sorted_entries()
@@ -20,6 +21,11 @@ pub fn native_supply(state: &State) -> Result<Amount, AmountError> {
             }
             (StateKey::Validator(_), StateValue::Validator(r)) => sum.checked_add(r.stake),
             (StateKey::Unbonding(_), StateValue::Unbonding(u)) => sum.checked_add(u.amount),
+            (StateKey::Sidechain(_), StateValue::Sidechain(Some(r)))
+                if r.status == SidechainStatus::Active =>
+            {
+                sum.checked_add(r.deposit)
+            }
             _ => Ok(sum),
         })
 }

@@ -8,18 +8,24 @@ use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, 
 use banyan_core::keys::{AccountSignature, BlsSecretKey};
 use banyan_core::state::State;
 use banyan_core::tx::{
-    Acknowledgement, AssetOrigin, Equivocation, EvidenceError, Packet, SidechainParams, SignedTx,
-    SignedVote, StateKey, TxBody, TxKind, VoteEquivocation, WhichVote, MAX_ACCESS_KEYS,
+    sidechain_id, Acknowledgement, AssetOrigin, Equivocation, EvidenceError, Packet,
+    SidechainParams, SignedTx, SignedVote, StateKey, TxBody, TxKind, VoteEquivocation, WhichVote,
+    MAX_ACCESS_KEYS, SIDECHAIN_ID_BIT,
 };
 use banyan_core::value::StateValue;
-use banyan_core::value::{LightClientState, PendingPackets, UnbondingEntry, ValidatorRecord};
+use banyan_core::value::{
+    LightClientState, PendingPackets, SidechainRecord, SidechainStatus, UnbondingEntry,
+    ValidatorRecord,
+};
 use banyan_dag::{Executor, Schedule, Vm};
 use banyan_ledger::{
     end_of_epoch, native_supply, total_fees, Effect, Failure, Outcome, RejectAllProofs,
     StakingRules, VerifyError,
 };
 use banyan_ledger::{Ledger, Receipt, VerifiedTx};
-use support::{bridged, foreign_asset, ledger, pool, random_block, EPOCH, HEIGHT, RULES};
+use support::{
+    bridged, foreign_asset, ledger, pool, random_block, EPOCH, HEIGHT, MIN_DEPOSIT, RULES,
+};
 
 const MAIN: ChainId = ChainId::MAIN;
 
@@ -627,58 +633,153 @@ fn forged_evidence_is_refused_at_verification_with_typed_errors() {
 }
 
 #[test]
-fn sidechains_are_spawned_and_retired_on_the_main_chain_only() {
+fn sidechains_are_spawned_recorded_and_retired_by_their_spawner_on_the_main_chain_only() {
     let mut state = State::new();
-    fund(&mut state, 0, AssetId::NATIVE, 1_000);
+    fund(&mut state, 0, AssetId::NATIVE, 10_000);
+    fund(&mut state, 1, AssetId::NATIVE, 10_000);
     let params = SidechainParams {
         committee_size: 4,
         block_time_ms: 500,
         epoch_length: 100,
-        deposit: Amount(100),
+        deposit: MIN_DEPOSIT,
     };
-    let txs = [
+    let spawn = |from, nonce, params: &SidechainParams| {
         tx(
-            0,
-            0,
+            from,
+            nonce,
             0,
             TxKind::SpawnSidechain {
                 params: params.clone(),
             },
-        ),
-        tx(
-            0,
-            1,
-            0,
-            TxKind::SpawnSidechain {
-                params: params.clone(),
-            },
-        ),
-        tx(0, 2, 0, TxKind::RetireSidechain { chain: ChainId(2) }),
-        tx(0, 3, 0, TxKind::RetireSidechain { chain: ChainId(2) }),
-        tx(0, 4, 0, TxKind::RetireSidechain { chain: ChainId(3) }),
-    ];
-    let (after, r) = run(&ledger(MAIN), &state, &txs);
+        )
+    };
+    let first = sidechain_id(&addr(0), Nonce(0));
+    let second = sidechain_id(&addr(0), Nonce(1));
+    assert_ne!(first, second);
+    assert!(first.0 >= SIDECHAIN_ID_BIT && second.0 >= SIDECHAIN_ID_BIT);
+    let supply_before = native_supply(&state).expect("fits");
+    let (spawned, r) = run(
+        &ledger(MAIN),
+        &state,
+        &[spawn(0, 0, &params), spawn(0, 1, &params)],
+    );
     assert_eq!(
         r[0].outcome,
-        Outcome::Applied(Effect::SidechainSpawned(ChainId(1)))
+        Outcome::Applied(Effect::SidechainSpawned(first))
     );
     assert_eq!(
         r[1].outcome,
-        Outcome::Applied(Effect::SidechainSpawned(ChainId(2)))
+        Outcome::Applied(Effect::SidechainSpawned(second))
+    );
+    assert_eq!(
+        balance(&spawned, 0, AssetId::NATIVE),
+        10_000 - 2 * MIN_DEPOSIT.0
+    );
+    assert_eq!(
+        spawned.get(&StateKey::Sidechain(first)),
+        StateValue::Sidechain(Some(SidechainRecord {
+            spawner: addr(0),
+            deposit: MIN_DEPOSIT,
+            committee_size: 4,
+            block_time_ms: 500,
+            epoch_length: 100,
+            activation_epoch: EPOCH.0 as u32 + 1,
+            status: SidechainStatus::Active,
+        }))
+    );
+    assert_eq!(
+        spawned.get(&StateKey::SidechainRegistry),
+        StateValue::Counter(2)
+    );
+    // Deposits stay in the supply while the sidechains are active.
+    assert_eq!(native_supply(&spawned).expect("fits"), supply_before);
+
+    // Bad parameters and small deposits change nothing but the fee and nonce.
+    let bad = |p: SidechainParams| spawn(1, 0, &p);
+    for (p, why) in [
+        (
+            SidechainParams {
+                committee_size: 0,
+                ..params.clone()
+            },
+            "committee_size 0",
+        ),
+        (
+            SidechainParams {
+                block_time_ms: 0,
+                ..params.clone()
+            },
+            "block_time_ms 0",
+        ),
+        (
+            SidechainParams {
+                epoch_length: 0,
+                ..params.clone()
+            },
+            "epoch_length 0",
+        ),
+    ] {
+        let (after, r) = run(&ledger(MAIN), &spawned, &[bad(p)]);
+        match &r[0].outcome {
+            Outcome::Failed(Failure::InvalidSidechainParams(text)) => {
+                assert!(text.contains(why), "{text}")
+            }
+            other => panic!("{why}: {other:?}"),
+        }
+        assert_eq!(balance(&after, 1, AssetId::NATIVE), 10_000);
+    }
+    let (_, r) = run(
+        &ledger(MAIN),
+        &spawned,
+        &[bad(SidechainParams {
+            deposit: Amount(MIN_DEPOSIT.0 - 1),
+            ..params.clone()
+        })],
+    );
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Failed(Failure::DepositTooLow {
+            given: Amount(MIN_DEPOSIT.0 - 1),
+            min: MIN_DEPOSIT
+        })
+    );
+
+    // Only the spawner retires, once; the deposit comes back.
+    let retire = |from, nonce, chain| tx(from, nonce, 0, TxKind::RetireSidechain { chain });
+    let (retired, r) = run(
+        &ledger(MAIN),
+        &spawned,
+        &[
+            retire(1, 0, first),
+            retire(0, 2, first),
+            retire(0, 3, first),
+            retire(0, 4, ChainId(3)),
+        ],
+    );
+    assert_eq!(r[0].outcome, Outcome::Failed(Failure::NotSpawner(first)));
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Applied(Effect::SidechainRetired(first))
     );
     assert_eq!(
         r[2].outcome,
-        Outcome::Applied(Effect::SidechainRetired(ChainId(2)))
+        Outcome::Failed(Failure::AlreadyRetired(first))
     );
     assert_eq!(
         r[3].outcome,
-        Outcome::Failed(Failure::AlreadyRetired(ChainId(2)))
-    );
-    assert_eq!(
-        r[4].outcome,
         Outcome::Failed(Failure::UnknownSidechain(ChainId(3)))
     );
-    assert_eq!(balance(&after, 0, AssetId::NATIVE), 800);
+    assert_eq!(
+        balance(&retired, 0, AssetId::NATIVE),
+        10_000 - MIN_DEPOSIT.0
+    );
+    assert_eq!(
+        retired.get(&StateKey::SidechainRegistry),
+        StateValue::Counter(1)
+    );
+    assert_eq!(native_supply(&retired).expect("fits"), supply_before);
+
+    // Main chain only.
     let on_side = tx_on(ChainId(1), 0, 0, 0, TxKind::SpawnSidechain { params });
     let (_, r) = run(&ledger(ChainId(1)), &state, &[on_side]);
     assert_eq!(r[0].outcome, Outcome::Failed(Failure::MainChainOnly));

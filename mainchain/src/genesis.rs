@@ -16,7 +16,10 @@ use banyan_core::state::State;
 use banyan_core::tx::StateKey;
 use banyan_core::value::StateValue;
 use banyan_core::value::ValidatorRecord;
-use banyan_ledger::{StakingRules, DEFAULT_SLASH_FRACTION_PERCENT, DEFAULT_UNBONDING_EPOCHS};
+use banyan_ledger::{
+    StakingRules, DEFAULT_MIN_SIDECHAIN_DEPOSIT, DEFAULT_SLASH_FRACTION_PERCENT,
+    DEFAULT_UNBONDING_EPOCHS,
+};
 use banyan_vrf::EpochSeed;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +82,10 @@ pub struct GenesisFile {
     /// default `DEFAULT_SLASH_FRACTION_PERCENT`).
     #[serde(default = "default_slash_fraction_percent")]
     pub slash_fraction_percent: u8,
+    /// Least deposit a sidechain's spawner locks (decimal; default
+    /// `DEFAULT_MIN_SIDECHAIN_DEPOSIT`).
+    #[serde(default = "default_min_sidechain_deposit")]
+    pub min_sidechain_deposit: String,
     /// Funded accounts.
     pub accounts: Vec<GenesisAccount>,
     /// Validators.
@@ -91,6 +98,10 @@ fn default_unbonding_epochs() -> u64 {
 
 fn default_slash_fraction_percent() -> u8 {
     DEFAULT_SLASH_FRACTION_PERCENT
+}
+
+fn default_min_sidechain_deposit() -> String {
+    DEFAULT_MIN_SIDECHAIN_DEPOSIT.0.to_string()
 }
 
 /// What is wrong with a genesis file.
@@ -253,6 +264,10 @@ impl Genesis {
         let staking = StakingRules {
             unbonding_epochs: file.unbonding_epochs,
             slash_fraction_percent: file.slash_fraction_percent,
+            min_sidechain_deposit: parse_amount(
+                "min_sidechain_deposit",
+                &file.min_sidechain_deposit,
+            )?,
         };
         staking.validate().map_err(|e| {
             let field = match e {
@@ -485,6 +500,16 @@ impl Genesis {
                 format!("a test chain is derived from the main chain's genesis with another id, not {chain}"),
             ));
         }
+        if chain.0 & banyan_core::tx::SIDECHAIN_ID_BIT != 0 {
+            return Err(invalid(
+                "chain_id",
+                format!(
+                    "{chain} has the high bit set, which marks spawned sidechains' ids; a test \
+                     chain takes an id below {}",
+                    banyan_core::tx::SIDECHAIN_ID_BIT
+                ),
+            ));
+        }
         let mut file = self.file.clone();
         file.chain_id = chain.0;
         let mut derived = Genesis::validate(file)?;
@@ -540,6 +565,7 @@ pub fn build_genesis(
         max_block_txs: params.max_block_txs,
         unbonding_epochs: params.staking.unbonding_epochs,
         slash_fraction_percent: params.staking.slash_fraction_percent,
+        min_sidechain_deposit: params.staking.min_sidechain_deposit.0.to_string(),
         accounts: accounts
             .iter()
             .map(|(a, b)| GenesisAccount {

@@ -178,6 +178,36 @@ pub struct CertifiedHeaderView {
     pub proof: String,
 }
 
+/// A sidechain as the main chain records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidechainView {
+    /// Its chain id.
+    pub chain: u32,
+    /// The account that spawned it (hex); the only one that may retire it.
+    pub spawner: String,
+    /// Native coins locked while it is active (decimal).
+    pub deposit: String,
+    /// Validators in its committee.
+    pub committee_size: u16,
+    /// Target time between its blocks.
+    pub block_time_ms: u32,
+    /// Its blocks per epoch.
+    pub epoch_length: u32,
+    /// The main-chain epoch from which it runs.
+    pub activation_epoch: u32,
+    /// `active` or `retired`.
+    pub status: String,
+}
+
+/// The sidechains the main chain records, as of its latest committed block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidechainsView {
+    /// The main chain's height they were read at.
+    pub height: u64,
+    /// Every sidechain ever spawned, active or retired, by chain id.
+    pub sidechains: Vec<SidechainView>,
+}
+
 /// One validator of the registry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidatorView {
@@ -232,6 +262,8 @@ pub trait NodeApi: Send + Sync + 'static {
     fn validators(&self, chain: ChainId) -> Result<ValidatorsView, ApiError>;
     /// The node's status.
     fn status(&self) -> NodeStatus;
+    /// The sidechains recorded on the main chain.
+    fn sidechains(&self) -> Result<SidechainsView, ApiError>;
     /// Admin: start hosting the test chain `chain` (derived from the main chain's genesis),
     /// resuming from its stored state if it ran here before. Its status once started.
     fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, ApiError>;

@@ -64,6 +64,9 @@ pub enum Command {
     Validator(crate::client_cmd::ValidatorCommand),
     /// Drive open-loop transfer load against nodes and report committed TPS and latency.
     Load(crate::load::LoadArgs),
+    /// Spawn, list and retire sidechains (main-chain transactions).
+    #[command(subcommand)]
+    Sidechain(crate::client_cmd::SidechainCommand),
     /// Start or stop a chain instance on a running node (admin: the node's config must set
     /// `[rpc] admin = true`; the devnet does).
     #[command(subcommand)]
@@ -182,6 +185,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Validator(cmd) => crate::client_cmd::validator(cmd, out),
         Command::Load(args) => crate::load::run(args, out),
         Command::Chain(cmd) => crate::client_cmd::chain(cmd, out),
+        Command::Sidechain(cmd) => crate::client_cmd::sidechain(cmd, out),
     }
 }
 

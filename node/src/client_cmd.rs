@@ -20,14 +20,14 @@ use crate::api::AccountView;
 use crate::cli::{read_password, PasswordArgs};
 use crate::key_dir::{KeyPaths, PublicKeys, ValidatorKeys};
 use crate::rpc::client::{BlockingRpcClient, DEFAULT_RPC_URL, RPC_URL_ENV};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use banyan_core::certificate::VoteData;
 use banyan_core::hash::Digest;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round};
 use banyan_core::keys::{BlsPublicKey, BlsSignature};
 use banyan_core::tx::{
-    Equivocation, ProposalEquivocation, SignedProposal, SignedVote, TxBody, TxKind,
-    VoteEquivocation,
+    sidechain_id, Equivocation, ProposalEquivocation, SidechainParams, SignedProposal, SignedVote,
+    TxBody, TxKind, VoteEquivocation,
 };
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -691,7 +691,13 @@ pub fn tx(cmd: TxCommand, out: &mut dyn Write) -> Result<()> {
                 asset,
                 amount: Amount(args.amount),
             };
-            send(&args.send, ChainId(args.chain), |_| Ok(kind), out)
+            send(
+                &args.send,
+                ChainId(args.chain),
+                |_, _| Ok((kind, Vec::new())),
+                out,
+            )
+            .map(drop)
         }
     }
 }
@@ -704,26 +710,30 @@ pub fn validator(cmd: ValidatorCommand, out: &mut dyn Write) -> Result<()> {
             send(
                 &args.send,
                 ChainId::MAIN,
-                |public| {
-                    Ok(TxKind::Stake {
+                |public, _| {
+                    let kind = TxKind::Stake {
                         validator_key: public.bls_pubkey,
                         pop: Box::new(public.bls_pop),
                         amount,
-                    })
+                    };
+                    Ok((kind, Vec::new()))
                 },
                 out,
             )
+            .map(drop)
         }
         ValidatorCommand::Unstake(args) => send(
             &args.send,
             ChainId::MAIN,
-            |_| {
-                Ok(TxKind::Unstake {
+            |_, _| {
+                let kind = TxKind::Unstake {
                     amount: Amount(args.amount),
-                })
+                };
+                Ok((kind, Vec::new()))
             },
             out,
-        ),
+        )
+        .map(drop),
         ValidatorCommand::ReportEquivocation(args) => {
             let file = EvidenceFile::read(&args.evidence)?;
             let evidence = file.evidence()?;
@@ -749,9 +759,170 @@ pub fn validator(cmd: ValidatorCommand, out: &mut dyn Write) -> Result<()> {
             send(
                 &args.send,
                 ChainId::MAIN,
-                |_| Ok(evidence.report(offender)),
+                |_, _| Ok((evidence.report(offender), Vec::new())),
                 out,
             )
+            .map(drop)
+        }
+    }
+}
+
+/// `banyan sidechain ...`
+#[derive(Debug, Subcommand)]
+pub enum SidechainCommand {
+    /// Spawn a sidechain: lock a deposit on the main chain and record the sidechain's
+    /// parameters. Its id is printed (`sidechain: ID`); it runs from the next main-chain
+    /// epoch. Only this account may retire it.
+    ///
+    /// Example: `banyan sidechain spawn --committee-size 4 --deposit 1000000 --keys devnet/demo
+    /// --password-file devnet/password --wait`
+    Spawn(SpawnArgs),
+    /// Retire a sidechain this account spawned: it is marked retired and its deposit comes
+    /// back.
+    ///
+    /// Example: `banyan sidechain retire 2147483905 --keys devnet/demo --password-file
+    /// devnet/password --wait`
+    Retire(RetireArgs),
+    /// List the sidechains the main chain records, active and retired.
+    ///
+    /// Example: `banyan sidechain list --rpc http://127.0.0.1:8545`
+    List(ListArgs),
+}
+
+/// Arguments of `banyan sidechain spawn`.
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// Validators in its committee (1 to 256).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub committee_size: u16,
+    /// Target time between its blocks, ms (50 to 60000).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub block_time_ms: u32,
+    /// Its blocks per epoch.
+    #[arg(long, value_name = "BLOCKS", default_value_t = 100)]
+    pub epoch_length: u64,
+    /// Native coins to lock while it is active (at least the main chain's
+    /// `min_sidechain_deposit`, 1000000 unless its genesis says otherwise).
+    #[arg(long, value_name = "N")]
+    pub deposit: u128,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
+}
+
+/// Arguments of `banyan sidechain retire`.
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The sidechain's id, as `spawn` printed it.
+    #[arg(value_name = "CHAIN")]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub send: SendArgs,
+}
+
+/// Arguments of `banyan sidechain list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `banyan sidechain ...`.
+pub fn sidechain(cmd: SidechainCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        SidechainCommand::Spawn(args) => {
+            let params = SidechainParams {
+                committee_size: args.committee_size,
+                block_time_ms: args.block_time_ms,
+                epoch_length: args.epoch_length,
+                deposit: Amount(args.deposit),
+            };
+            params
+                .check()
+                .map_err(|e| anyhow!("invalid sidechain parameters: {e}"))?;
+            let mut id = None;
+            let committed = send(
+                &args.send,
+                ChainId::MAIN,
+                |public, nonce| {
+                    let chain = sidechain_id(&public.account_address, nonce);
+                    id = Some(chain);
+                    Ok((
+                        TxKind::SpawnSidechain { params },
+                        vec![("sidechain", chain.0.into())],
+                    ))
+                },
+                out,
+            )?;
+            if let (true, Some(chain)) = (committed, id) {
+                let listed = args.send.rpc.connect()?.sidechains()?;
+                if !listed.sidechains.iter().any(|s| s.chain == chain.0) {
+                    bail!(
+                        "the spawn committed but failed (sidechain {} is not recorded): the \
+                         deposit may be below the chain's minimum or the balance too small; \
+                         the block's receipts say why (`banyan query block`)",
+                        chain.0
+                    );
+                }
+            }
+            Ok(())
+        }
+        SidechainCommand::Retire(args) => {
+            let chain = ChainId(args.chain);
+            let committed = send(
+                &args.send,
+                ChainId::MAIN,
+                |_, _| Ok((TxKind::RetireSidechain { chain }, Vec::new())),
+                out,
+            )?;
+            if committed {
+                let listed = args.send.rpc.connect()?.sidechains()?;
+                let status = listed
+                    .sidechains
+                    .iter()
+                    .find(|s| s.chain == chain.0)
+                    .map(|s| s.status.as_str());
+                if status != Some("retired") {
+                    bail!(
+                        "the retirement committed but failed (sidechain {} is {}): only the \
+                         account that spawned it may retire it; the block's receipts say why \
+                         (`banyan query block`)",
+                        chain.0,
+                        status.unwrap_or("unknown")
+                    );
+                }
+            }
+            Ok(())
+        }
+        SidechainCommand::List(args) => {
+            let listed = args.rpc.connect()?.sidechains()?;
+            if args.json {
+                return print_json(out, &listed);
+            }
+            if listed.sidechains.is_empty() {
+                writeln!(out, "no sidechains (main chain height {})", listed.height)?;
+            }
+            for s in &listed.sidechains {
+                writeln!(
+                    out,
+                    "sidechain {}: {}, committee {}, block {} ms, epoch {} blocks, from epoch \
+                     {}, deposit {}, spawner {}",
+                    s.chain,
+                    s.status,
+                    s.committee_size,
+                    s.block_time_ms,
+                    s.epoch_length,
+                    s.activation_epoch,
+                    s.deposit,
+                    s.spawner
+                )?;
+            }
+            Ok(())
         }
     }
 }
@@ -776,14 +947,19 @@ fn network_of(client: &BlockingRpcClient) -> Result<Digest> {
 
 /// Sign the transaction `kind` with the account key of `args.keys`, submit it, print its id
 /// and, with `--wait`, wait for it to commit.
+/// What a transaction built by [`send`]'s caller adds to its output besides the transaction
+/// id: named values (a JSON field each, and a `name: value` line each in text).
+type Extra = Vec<(&'static str, serde_json::Value)>;
+
+/// Sign the transaction `kind` builds (from the sender's public keys and the nonce it will
+/// carry), submit it, wait for it if asked, and print the result. Whether it committed.
 fn send(
     args: &SendArgs,
     chain: ChainId,
-    kind: impl FnOnce(&PublicKeys) -> Result<TxKind>,
+    kind: impl FnOnce(&PublicKeys, Nonce) -> Result<(TxKind, Extra)>,
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<bool> {
     let (keys, public) = load_keys(&args.keys, &args.password)?;
-    let kind = kind(&public)?;
     let client = args.rpc.connect()?;
     let sender = public.account_address;
     let nonce = match args.nonce {
@@ -795,6 +971,7 @@ fn send(
                 .nonce
         }
     };
+    let (kind, extra) = kind(&public, Nonce(nonce))?;
     let network = network_of(&client)?;
     let body = TxBody {
         chain,
@@ -847,14 +1024,21 @@ fn send(
         if let Some(account) = &committed {
             value["committed_at_height"] = account.height.into();
         }
-        return print_json(out, &value);
+        for (name, v) in extra {
+            value[name] = v;
+        }
+        print_json(out, &value)?;
+        return Ok(committed.is_some());
     }
     writeln!(out, "{}", submitted.id)?;
-    if let Some(account) = committed {
+    for (name, v) in extra {
+        writeln!(out, "{name}: {v}")?;
+    }
+    if let Some(account) = &committed {
         eprintln!(
             "committed by height {}; the account's next nonce is {}",
             account.height, account.nonce
         );
     }
-    Ok(())
+    Ok(committed.is_some())
 }

@@ -245,6 +245,7 @@ pub fn create(args: &DevnetArgs, layout: &Layout) -> Result<Vec<PathBuf>> {
         max_block_txs: args.max_block_txs,
         unbonding_epochs: DEVNET_UNBONDING_EPOCHS,
         slash_fraction_percent: banyan_ledger::DEFAULT_SLASH_FRACTION_PERCENT,
+        min_sidechain_deposit: banyan_ledger::DEFAULT_MIN_SIDECHAIN_DEPOSIT.0.to_string(),
         accounts,
         validators,
     };

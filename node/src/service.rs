@@ -4,7 +4,7 @@
 
 use crate::api::{
     AccountView, ApiError, BlockView, CertifiedHeaderView, ChainStatus, NodeApi, NodeStatus,
-    Submitted, TxView, ValidatorsView,
+    SidechainView, SidechainsView, Submitted, TxView, ValidatorsView,
 };
 use crate::chain::{ChainInstance, ChainSetup};
 use crate::config::{NodeConfig, VerifiedPeer};
@@ -18,6 +18,7 @@ use banyan_chain::{ChainGenesis, Mempool, MempoolLimits};
 use banyan_consensus::ReplicaConfig;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::tx::{SignedTx, TxKind};
+use banyan_core::value::SidechainStatus;
 use banyan_mainchain::{Genesis, OwnRegistry};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
 use banyan_store::{Store, StoreOptions};
@@ -807,6 +808,32 @@ impl NodeApi for Node {
             peers_configured: self.peers_configured,
             chains: self.instances().iter().map(|c| c.shared().status).collect(),
         }
+    }
+
+    fn sidechains(&self) -> Result<SidechainsView, ApiError> {
+        let main = self.chain(ChainId::MAIN)?;
+        let height = main.shared().status.height;
+        let records = main.store.sidechains().map_err(storage)?;
+        Ok(SidechainsView {
+            height,
+            sidechains: records
+                .into_iter()
+                .map(|(chain, r)| SidechainView {
+                    chain: chain.0,
+                    spawner: r.spawner.to_hex(),
+                    deposit: r.deposit.0.to_string(),
+                    committee_size: r.committee_size,
+                    block_time_ms: r.block_time_ms,
+                    epoch_length: r.epoch_length,
+                    activation_epoch: r.activation_epoch,
+                    status: match r.status {
+                        SidechainStatus::Active => "active",
+                        SidechainStatus::Retired => "retired",
+                    }
+                    .to_string(),
+                })
+                .collect(),
+        })
     }
 
     fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, ApiError> {

@@ -94,17 +94,9 @@ async fn two_chain_instances_in_one_node_both_commit_under_load() {
 
 /// `banyan chain <args> --rpc <node i>`: its output, or its error text when it fails.
 fn chain_cli(c: &Cluster, i: usize, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(cluster::EXE)
-        .arg("chain")
-        .args(args)
-        .args(["--rpc", &c.nodes[i].rpc_url()])
-        .output()
-        .expect("run banyan chain");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let mut all = vec!["chain"];
+    all.extend_from_slice(args);
+    c.cli(i, &all)
 }
 
 /// A chain started on running nodes with `banyan chain start`, stopped on one of them with

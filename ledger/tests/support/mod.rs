@@ -19,7 +19,8 @@ use banyan_core::tx::{
 };
 use banyan_core::value::StateValue;
 use banyan_core::value::{
-    LightClientState, PendingPackets, SidechainStatus, UnbondingEntry, ValidatorRecord,
+    LightClientState, PendingPackets, SidechainRecord, SidechainStatus, UnbondingEntry,
+    ValidatorRecord,
 };
 use banyan_ledger::{Ledger, VerifiedTx};
 use banyan_ledger::{PacketProofs, StakingRules};
@@ -36,7 +37,16 @@ pub const EPOCH: Epoch = Epoch(3);
 pub const RULES: StakingRules = StakingRules {
     unbonding_epochs: 2,
     slash_fraction_percent: 10,
+    min_sidechain_deposit: MIN_DEPOSIT,
 };
+/// The least sidechain deposit blocks are executed under.
+pub const MIN_DEPOSIT: Amount = Amount(1_000);
+
+/// The sidechain a random state records as spawned by `spawner` (the id its spawn with a
+/// nonce no random block reaches would have taken).
+pub fn spawned_by(spawner: &Address) -> ChainId {
+    banyan_core::tx::sidechain_id(spawner, Nonce(1 << 40))
+}
 /// Most accounts in the pool.
 pub const MAX_ACCOUNTS: usize = 8;
 
@@ -321,12 +331,27 @@ pub fn random_block(
             StateValue::Counter(rng.below(4) as u64),
         );
     }
-    if rng.chance(30) {
-        set(
-            &mut state,
-            StateKey::Sidechain(ChainId(1)),
-            StateValue::Sidechain(SidechainStatus::Retired),
-        );
+    // Sidechains spawned earlier by pool accounts, some retired since.
+    for a in &p.addrs[..accounts] {
+        if rng.chance(30) {
+            set(
+                &mut state,
+                StateKey::Sidechain(spawned_by(a)),
+                StateValue::Sidechain(Some(SidechainRecord {
+                    spawner: *a,
+                    deposit: MIN_DEPOSIT,
+                    committee_size: 4,
+                    block_time_ms: 500,
+                    epoch_length: 100,
+                    activation_epoch: 1,
+                    status: if rng.chance(70) {
+                        SidechainStatus::Active
+                    } else {
+                        SidechainStatus::Retired
+                    },
+                })),
+            );
+        }
     }
     for c in [1u32, 2] {
         set(
@@ -483,11 +508,15 @@ pub fn random_block(
                     committee_size: rng.pick(&[0u16, 4]),
                     block_time_ms: 500,
                     epoch_length: 100,
-                    deposit: Amount(rng.pick(&[0u128, 100, u128::MAX])),
+                    deposit: Amount(rng.pick(&[0u128, MIN_DEPOSIT.0, 5_000, u128::MAX])),
                 },
             },
             12 => TxKind::RetireSidechain {
-                chain: ChainId(rng.pick(&[0u32, 1, 2, 5])),
+                chain: if rng.chance(80) {
+                    spawned_by(&other(&mut rng))
+                } else {
+                    ChainId(rng.pick(&[0u32, 5]))
+                },
             },
             13 | 14 => TxKind::CrossChainSend {
                 destination: ChainId(rng.pick(&[0u32, 1, 2])),

@@ -2,12 +2,13 @@
 //! command-line tools ([`BlockingRpcClient`]).
 
 use super::{
-    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER, GET_VALIDATORS,
-    RATE_LIMITED, START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS,
+    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER, GET_SIDECHAINS,
+    GET_VALIDATORS, RATE_LIMITED, START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS,
     TOO_MANY_CONNECTIONS,
 };
 use crate::api::{
-    AccountView, BlockView, CertifiedHeaderView, ChainStatus, NodeStatus, Submitted, ValidatorsView,
+    AccountView, BlockView, CertifiedHeaderView, ChainStatus, NodeStatus, SidechainsView,
+    Submitted, ValidatorsView,
 };
 use banyan_core::ids::{Address, AssetId, ChainId};
 use banyan_core::tx::SignedTx;
@@ -378,6 +379,11 @@ impl RpcClient {
         self.typed(STATUS, json!([])).await
     }
 
+    /// The sidechains recorded on the main chain (`banyan_getSidechains`).
+    pub async fn sidechains(&self) -> Result<SidechainsView, RpcError> {
+        self.typed(GET_SIDECHAINS, json!([])).await
+    }
+
     /// Start hosting the test chain `chain` (`banyan_startTestChain`, admin).
     pub async fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, RpcError> {
         self.typed(START_TEST_CHAIN, json!({"chain": chain.0}))
@@ -476,6 +482,11 @@ impl BlockingRpcClient {
     /// See [`RpcClient::status`].
     pub fn status(&self) -> Result<NodeStatus, RpcError> {
         self.rt.block_on(self.inner.status())
+    }
+
+    /// See [`RpcClient::sidechains`].
+    pub fn sidechains(&self) -> Result<SidechainsView, RpcError> {
+        self.rt.block_on(self.inner.sidechains())
     }
 
     /// See [`RpcClient::start_test_chain`].

@@ -13,6 +13,7 @@
 //! | `banyan_getCertifiedHeader` | `height`?: number (latest certified), `chain`?: number (0) | [`CertifiedHeaderView`](crate::api::CertifiedHeaderView) |
 //! | `banyan_getValidators` | `chain`?: number (0) | [`ValidatorsView`](crate::api::ValidatorsView) |
 //! | `banyan_status` | none | [`NodeStatus`](crate::api::NodeStatus) |
+//! | `banyan_getSidechains` | none | [`SidechainsView`](crate::api::SidechainsView) |
 //! | `banyan_startTestChain` (admin) | `chain`: number (not 0) | [`ChainStatus`](crate::api::ChainStatus) |
 //! | `banyan_stopChain` (admin) | `chain`: number (not 0) | `null` |
 //!
@@ -114,13 +115,15 @@ pub const GET_CERTIFIED_HEADER: &str = "banyan_getCertifiedHeader";
 pub const GET_VALIDATORS: &str = "banyan_getValidators";
 /// `banyan_status`.
 pub const STATUS: &str = "banyan_status";
+/// `banyan_getSidechains`.
+pub const GET_SIDECHAINS: &str = "banyan_getSidechains";
 /// `banyan_startTestChain` (admin).
 pub const START_TEST_CHAIN: &str = "banyan_startTestChain";
 /// `banyan_stopChain` (admin).
 pub const STOP_CHAIN: &str = "banyan_stopChain";
 /// Every method the server knows (also the `method` label values of the RPC metrics, besides
 /// `unknown`).
-pub const METHODS: [&str; 9] = [
+pub const METHODS: [&str; 10] = [
     SUBMIT_TX,
     SUBMIT_TXS,
     GET_ACCOUNT,
@@ -128,6 +131,7 @@ pub const METHODS: [&str; 9] = [
     GET_CERTIFIED_HEADER,
     GET_VALIDATORS,
     STATUS,
+    GET_SIDECHAINS,
     START_TEST_CHAIN,
     STOP_CHAIN,
 ];

@@ -115,6 +115,20 @@ impl Cluster {
         cmd
     }
 
+    /// `banyan <args> --rpc <node i>`: its stdout, or its stderr when it fails.
+    pub fn cli(&self, i: usize, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(EXE)
+            .args(args)
+            .args(["--rpc", &self.nodes[i].rpc_url()])
+            .output()
+            .expect("run banyan");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     /// Run a command built by [`Cluster::load_command`] off the async workers and return its
     /// JSON report; panics with its stderr when it fails.
     pub async fn run_load(mut cmd: Command, what: &str) -> serde_json::Value {

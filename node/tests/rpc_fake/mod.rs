@@ -123,6 +123,13 @@ pub fn validators_view() -> ValidatorsView {
 }
 
 impl NodeApi for FakeNode {
+    fn sidechains(&self) -> Result<SidechainsView, ApiError> {
+        Ok(SidechainsView {
+            height: 0,
+            sidechains: Vec::new(),
+        })
+    }
+
     /// The fake runs the main chain only and serves no admin method.
     fn start_test_chain(&self, _chain: ChainId) -> Result<ChainStatus, ApiError> {
         Err(ApiError::Forbidden("admin methods are off".into()))
