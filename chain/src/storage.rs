@@ -341,22 +341,32 @@ impl ChainStore {
         }
     }
 
+    /// The committed entries whose encoded key starts with `key_prefix` (all of them for an
+    /// empty prefix).
+    fn state_entries(&self, key_prefix: &[u8]) -> Result<Vec<(StateKey, StateValue)>, ChainError> {
+        let base = self.key(TAG_STATE, &[]).len();
+        let prefix = self.key(TAG_STATE, key_prefix);
+        let mut entries = Vec::new();
+        for entry in self.store.iter_prefix(Column::State, &prefix) {
+            let (k, v) = entry?;
+            let key: StateKey =
+                codec::decode(&k[base..], SMALL_LIMIT).map_err(|e| corrupt("state key", e))?;
+            let value: StateValue =
+                codec::decode(&v, SMALL_LIMIT).map_err(|e| corrupt("state value", e))?;
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+
     /// Every sidechain record in the committed state, by id (a main-chain store holds them).
     pub fn sidechains(&self) -> Result<Vec<(ChainId, SidechainRecord)>, ChainError> {
         // A key's encoding starts with its variant's tag, so every sidechain record is under
         // the prefix the encoding of any one of them starts with.
         let probe = codec::encode(&StateKey::Sidechain(ChainId::MAIN));
         let tag_len = probe.len() - codec::encode(&ChainId::MAIN).len();
-        let prefix = self.key(TAG_STATE, &probe[..tag_len]);
         let mut out = Vec::new();
-        for entry in self.store.iter_prefix(Column::State, &prefix) {
-            let (k, v) = entry?;
-            let base = prefix.len() - tag_len;
-            let key: StateKey =
-                codec::decode(&k[base..], SMALL_LIMIT).map_err(|e| corrupt("state key", e))?;
-            let value: StateValue =
-                codec::decode(&v, SMALL_LIMIT).map_err(|e| corrupt("state value", e))?;
-            match (key, value) {
+        for entry in self.state_entries(&probe[..tag_len])? {
+            match entry {
                 (StateKey::Sidechain(id), StateValue::Sidechain(Some(record))) => {
                     out.push((id, record))
                 }
@@ -370,18 +380,8 @@ impl ChainStore {
 
     /// The whole committed state.
     pub fn load_state(&self) -> Result<State, ChainError> {
-        let prefix = self.key(TAG_STATE, &[]);
-        let mut entries = Vec::new();
-        for entry in self.store.iter_prefix(Column::State, &prefix) {
-            let (k, v) = entry?;
-            let key: StateKey = codec::decode(&k[prefix.len()..], SMALL_LIMIT)
-                .map_err(|e| corrupt("state key", e))?;
-            let value: StateValue =
-                codec::decode(&v, SMALL_LIMIT).map_err(|e| corrupt("state value", e))?;
-            entries.push((key, value));
-        }
         // One bottom-up build of the tree; blocks then hash only the paths they change.
-        State::from_entries(entries).map_err(|e| corrupt("state entry", e))
+        State::from_entries(self.state_entries(&[])?).map_err(|e| corrupt("state entry", e))
     }
 
     /// Every stored proof of possession, checked again, as a key book.

@@ -86,6 +86,14 @@ fn report_access(set: &mut AccessSet, offender: &Address, evidence: &dyn Equivoc
     set.write(StateKey::Offense(evidence.offense_id(offender)));
 }
 
+/// The registry's count of active sidechains (0 when absent).
+fn active_sidechains<V: TxView>(view: &V) -> Result<u64, AccessError> {
+    Ok(match view.read(&StateKey::SidechainRegistry)? {
+        StateValue::Counter(c) => c,
+        _ => 0,
+    })
+}
+
 fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
     set.reads.clear();
     set.writes.clear();
@@ -389,11 +397,7 @@ impl<P: PacketProofs> Ledger<P> {
             }));
         };
         let registry_key = StateKey::SidechainRegistry;
-        let spawned = match view.read(&registry_key)? {
-            StateValue::Counter(c) => c,
-            _ => 0,
-        };
-        let Some(next) = spawned.checked_add(1) else {
+        let Some(next) = active_sidechains(view)?.checked_add(1) else {
             return Ok(Err(Failure::RegistryFull));
         };
         let record = SidechainRecord {
@@ -434,10 +438,7 @@ impl<P: PacketProofs> Ledger<P> {
             return Ok(Err(Failure::Overflow));
         };
         let registry_key = StateKey::SidechainRegistry;
-        let active = match view.read(&registry_key)? {
-            StateValue::Counter(c) => c,
-            _ => 0,
-        };
+        let active = active_sidechains(view)?;
         view.write(&native_key, StateValue::Amount(refunded))?;
         view.write(&registry_key, StateValue::Counter(active.saturating_sub(1)))?;
         view.write(
