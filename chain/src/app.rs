@@ -743,7 +743,7 @@ impl ChainApp {
             let (committee, record) =
                 match self
                     .committees
-                    .next_committee(&executed.state, next_epoch, &book)
+                    .next_committee(&executed.state, h, next_epoch, &mut book)
                 {
                     Ok(c) => {
                         let r = CommitteeRecord::from_committee(&c, &book)?;

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use banyan_core::certificate::{Committee, CommitteeMember, MAX_COMMITTEE_SIZE};
 use banyan_core::codec::{BoundedVec, Decode, Encode};
+use banyan_core::header::BlockHeader;
 use banyan_core::ids::{Address, Epoch};
 use banyan_core::keys::{
     BlsPublicKey, KeyError, PopVerifiedKey, ProofOfPossession, BLS_PUBLIC_KEY_BYTES,
@@ -24,17 +25,22 @@ use banyan_core::state::State;
 /// Where a chain's next committee comes from: asked once per epoch, with the state after the
 /// block that ends the epoch before it.
 ///
-/// Contract: a deterministic function of its arguments (every validator of the chain must
-/// draw the same committee), with no I/O. [`CommitteeError::Empty`] means no validator is
+/// Contract: every validator of the chain draws the same committee — a deterministic function
+/// of its arguments and of data all of them hold alike (the main chain reads its own
+/// registry; a sidechain reads the committees its main chain assigned, waiting for the main
+/// chain to reach the epoch it needs). [`CommitteeError::Empty`] means no validator is
 /// eligible; the chain then keeps its current committee for one more epoch.
 pub trait CommitteeSource: Send {
-    /// The committee of `epoch`, its keys checked through `keys` (every member's proof of
-    /// possession must already be in the book).
+    /// The committee of `epoch`, which begins after the committed block `ending` (whose
+    /// state is `state`), its keys checked through `keys`: every member's proof of
+    /// possession must be in the book when this returns (a source that draws keys from
+    /// elsewhere checks and adds them).
     fn next_committee(
         &self,
         state: &State,
+        ending: &BlockHeader,
         epoch: Epoch,
-        keys: &KeyBook,
+        keys: &mut KeyBook,
     ) -> Result<Committee, CommitteeError>;
 }
 

@@ -56,8 +56,28 @@ impl Default for ValidatorRecord {
 pub enum SidechainStatus {
     /// Spawned and not retired.
     Active,
-    /// Retired by its spawner; its deposit has been returned.
-    Retired,
+    /// Retired by its spawner (its deposit has been returned); it has no committee from main
+    /// epoch `from_epoch` on (the epoch after the one it was retired in, so at least 1).
+    Retired {
+        /// The first main-chain epoch without it.
+        from_epoch: u32,
+    },
+}
+
+impl SidechainRecord {
+    /// Whether it runs in main-chain epoch `epoch`: activated by then and not yet retired.
+    pub fn runs_in(&self, epoch: u64) -> bool {
+        let activated = u64::from(self.activation_epoch) <= epoch;
+        match self.status {
+            SidechainStatus::Active => activated,
+            SidechainStatus::Retired { from_epoch } => activated && epoch < u64::from(from_epoch),
+        }
+    }
+
+    /// Whether it is still active (not retired).
+    pub fn is_active(&self) -> bool {
+        self.status == SidechainStatus::Active
+    }
 }
 
 /// What the main chain records of a spawned sidechain, under [`StateKey::Sidechain`]: who
@@ -73,8 +93,8 @@ pub struct SidechainRecord {
     pub deposit: Amount,
     /// Validators in its committee.
     pub committee_size: u16,
-    /// Target time between its blocks.
-    pub block_time_ms: u32,
+    /// Target time between its blocks (at most `MAX_SIDECHAIN_BLOCK_TIME_MS`).
+    pub block_time_ms: u16,
     /// Its blocks per epoch.
     pub epoch_length: u32,
     /// The main-chain epoch from which it runs: the one after the epoch it was spawned in.
@@ -272,13 +292,13 @@ impl StateValue {
                     bytes_to_words(&r.spawner.0, &mut out[0..4]);
                     out[4] = r.deposit.0 as u64;
                     out[5] = (r.deposit.0 >> 64) as u64;
-                    let status: u64 = match r.status {
-                        SidechainStatus::Active => 1,
-                        SidechainStatus::Retired => 2,
+                    let retired: u32 = match r.status {
+                        SidechainStatus::Active => 0,
+                        SidechainStatus::Retired { from_epoch } => from_epoch,
                     };
-                    out[6] = status
-                        | u64::from(r.committee_size) << 8
-                        | u64::from(r.block_time_ms) << 24;
+                    out[6] = u64::from(r.committee_size)
+                        | u64::from(r.block_time_ms) << 16
+                        | u64::from(retired) << 32;
                     out[7] = u64::from(r.epoch_length) | u64::from(r.activation_epoch) << 32;
                 }
             },
@@ -330,23 +350,26 @@ impl StateValue {
             }
             ValueKind::Counter => StateValue::Counter(w(0)),
             ValueKind::Sidechain => {
-                // The status byte says whether a record is present (1 active, 2 retired; any
-                // other non-zero pattern reads as retired, 0 as absent).
-                let status = w(6) & 0xff;
-                if status == 0 {
+                // A record has a committee of at least one seat: committee size 0 reads as
+                // absent; a retirement epoch of 0 as active.
+                let committee_size = w(6) as u16;
+                if committee_size == 0 {
                     StateValue::Sidechain(None)
                 } else {
+                    let retired = (w(6) >> 32) as u32;
                     StateValue::Sidechain(Some(SidechainRecord {
                         spawner: Address(words_to_bytes(&[w(0), w(1), w(2), w(3)])),
                         deposit: amount(4),
-                        committee_size: (w(6) >> 8) as u16,
-                        block_time_ms: (w(6) >> 24) as u32,
+                        committee_size,
+                        block_time_ms: (w(6) >> 16) as u16,
                         epoch_length: w(7) as u32,
                         activation_epoch: (w(7) >> 32) as u32,
-                        status: if status == 1 {
+                        status: if retired == 0 {
                             SidechainStatus::Active
                         } else {
-                            SidechainStatus::Retired
+                            SidechainStatus::Retired {
+                                from_epoch: retired,
+                            }
                         },
                     }))
                 }

@@ -31,8 +31,8 @@ fn value_strategy() -> impl Strategy<Value = StateValue> {
         proptest::option::of((
             any::<[u8; 32]>(),
             any::<u128>(),
-            any::<(u16, u32, u32, u32)>(),
-            any::<bool>()
+            (1..=u16::MAX, any::<u16>(), any::<u32>(), any::<u32>()),
+            0..=u32::MAX
         ))
         .prop_map(|o| StateValue::Sidechain(o.map(
             |(
@@ -48,10 +48,12 @@ fn value_strategy() -> impl Strategy<Value = StateValue> {
                     block_time_ms,
                     epoch_length,
                     activation_epoch,
-                    status: if retired {
-                        SidechainStatus::Retired
-                    } else {
+                    status: if retired == 0 {
                         SidechainStatus::Active
+                    } else {
+                        SidechainStatus::Retired {
+                            from_epoch: retired,
+                        }
                     },
                 }
             }

@@ -404,7 +404,8 @@ impl<P: PacketProofs> Ledger<P> {
             spawner: sender,
             deposit: params.deposit,
             committee_size: params.committee_size,
-            block_time_ms: params.block_time_ms,
+            // `check` bounds the block time far below u16::MAX.
+            block_time_ms: u16::try_from(params.block_time_ms).unwrap_or(u16::MAX),
             // `check` bounds the epoch length far below u32::MAX.
             epoch_length: u32::try_from(params.epoch_length).unwrap_or(u32::MAX),
             activation_epoch: u32::try_from(self.epoch.0.saturating_add(1)).unwrap_or(u32::MAX),
@@ -427,7 +428,7 @@ impl<P: PacketProofs> Ledger<P> {
         if record.spawner != sender {
             return Ok(Err(Failure::NotSpawner(chain)));
         }
-        if record.status == SidechainStatus::Retired {
+        if !record.is_active() {
             return Ok(Err(Failure::AlreadyRetired(chain)));
         }
         // The deposit goes back to the spawner, who is the sender (its balance is in every
@@ -444,7 +445,10 @@ impl<P: PacketProofs> Ledger<P> {
         view.write(
             &key,
             StateValue::Sidechain(Some(SidechainRecord {
-                status: SidechainStatus::Retired,
+                // It keeps its committee to the end of this epoch.
+                status: SidechainStatus::Retired {
+                    from_epoch: u32::try_from(self.epoch.0.saturating_add(1)).unwrap_or(u32::MAX),
+                },
                 ..record
             })),
         )?;

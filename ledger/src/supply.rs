@@ -3,7 +3,7 @@
 use banyan_core::ids::{Amount, AmountError, AssetId, Epoch};
 use banyan_core::state::State;
 use banyan_core::tx::StateKey;
-use banyan_core::value::{SidechainStatus, StateValue, UnbondingEntry, ValidatorRecord};
+use banyan_core::value::{StateValue, UnbondingEntry, ValidatorRecord};
 
 /// The sum of the native coin held as balances, stakes, unbonding coins, escrows and the
 /// deposits of active sidechains: what staking never changes except by burning a slash, and
@@ -21,9 +21,7 @@ pub fn native_supply(state: &State) -> Result<Amount, AmountError> {
             }
             (StateKey::Validator(_), StateValue::Validator(r)) => sum.checked_add(r.stake),
             (StateKey::Unbonding(_), StateValue::Unbonding(u)) => sum.checked_add(u.amount),
-            (StateKey::Sidechain(_), StateValue::Sidechain(Some(r)))
-                if r.status == SidechainStatus::Active =>
-            {
+            (StateKey::Sidechain(_), StateValue::Sidechain(Some(r))) if r.is_active() => {
                 sum.checked_add(r.deposit)
             }
             _ => Ok(sum),

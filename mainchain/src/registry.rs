@@ -128,8 +128,9 @@ impl CommitteeSource for OwnRegistry {
     fn next_committee(
         &self,
         state: &State,
+        _ending: &banyan_core::header::BlockHeader,
         epoch: Epoch,
-        keys: &KeyBook,
+        keys: &mut KeyBook,
     ) -> Result<Committee, CommitteeError> {
         committee_from_state(state, epoch, keys)
     }

@@ -197,6 +197,19 @@ pub struct SidechainView {
     pub activation_epoch: u32,
     /// `active` or `retired`.
     pub status: String,
+    /// Once retired: the first main-chain epoch without a committee.
+    pub retired_from_epoch: Option<u32>,
+    /// The main chain's latest epoch, which `committee`, `joined` and `left` are of.
+    pub main_epoch: u64,
+    /// Validator ids (hex) of the committee the main chain assigned it for `main_epoch`, in
+    /// canonical order; empty when it does not run in that epoch.
+    pub committee: Vec<String>,
+    /// Members of `committee` that were not in the previous epoch's.
+    pub joined: Vec<String>,
+    /// Members of the previous epoch's committee no longer in `committee`.
+    pub left: Vec<String>,
+    /// Its instance on the node that answered, if that node hosts it.
+    pub hosted: Option<ChainStatus>,
 }
 
 /// The sidechains the main chain records, as of its latest committed block.
@@ -264,6 +277,8 @@ pub trait NodeApi: Send + Sync + 'static {
     fn status(&self) -> NodeStatus;
     /// The sidechains recorded on the main chain.
     fn sidechains(&self) -> Result<SidechainsView, ApiError>;
+    /// One sidechain: its record, its committee this main-chain epoch and how it changed.
+    fn sidechain(&self, chain: ChainId) -> Result<SidechainView, ApiError>;
     /// Admin: start hosting the test chain `chain` (derived from the main chain's genesis),
     /// resuming from its stored state if it ran here before. Its status once started.
     fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, ApiError>;

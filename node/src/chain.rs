@@ -171,6 +171,9 @@ pub struct ChainSetup {
     pub metrics: Metrics,
     /// Transport.
     pub network: Network,
+    /// Set when the instance stops, so a wait inside it (a sidechain waiting for its main
+    /// chain to assign the next committee) ends.
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A running chain instance: the handle the rest of the node keeps.
@@ -185,6 +188,7 @@ pub struct ChainInstance {
     pub shared: Arc<Mutex<Shared>>,
     events: SyncSender<Event>,
     gate: Arc<Gate>,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -242,6 +246,7 @@ impl ChainInstance {
         }));
         let (events, rx) = std::sync::mpsc::sync_channel(EVENT_QUEUE);
         let mempool = setup.mempool.clone();
+        let cancel = setup.cancel.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let thread_shared = shared.clone();
         let thread_store = store.clone();
@@ -279,6 +284,7 @@ impl ChainInstance {
             shared,
             events,
             gate,
+            cancel,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -368,6 +374,8 @@ impl ChainInstance {
             Err(p) => p.into_inner().take(),
         };
         if let Some(t) = thread {
+            self.cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = self.events.send(Event::Shutdown);
             let _ = t.join();
         }

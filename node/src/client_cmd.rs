@@ -783,6 +783,11 @@ pub enum SidechainCommand {
     /// Example: `banyan sidechain retire 2147483905 --keys devnet/demo --password-file
     /// devnet/password --wait`
     Retire(RetireArgs),
+    /// One sidechain: its parameters, the committee the main chain assigned it this epoch
+    /// (who joined, who left), and its height on the node asked if that node hosts it.
+    ///
+    /// Example: `banyan sidechain status 2147483905 --rpc http://127.0.0.1:8545`
+    Status(SidechainStatusArgs),
     /// List the sidechains the main chain records, active and retired.
     ///
     /// Example: `banyan sidechain list --rpc http://127.0.0.1:8545`
@@ -819,6 +824,20 @@ pub struct RetireArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub send: SendArgs,
+}
+
+/// Arguments of `banyan sidechain status`.
+#[derive(Debug, Args)]
+pub struct SidechainStatusArgs {
+    /// The sidechain's id, as `spawn` printed it.
+    #[arg(value_name = "CHAIN")]
+    pub chain: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub rpc: RpcArgs,
+    /// Print it as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `banyan sidechain list`.
@@ -896,6 +915,65 @@ pub fn sidechain(cmd: SidechainCommand, out: &mut dyn Write) -> Result<()> {
                         status.unwrap_or("unknown")
                     );
                 }
+            }
+            Ok(())
+        }
+        SidechainCommand::Status(args) => {
+            let s = args.rpc.connect()?.sidechain(ChainId(args.chain))?;
+            if args.json {
+                return print_json(out, &s);
+            }
+            writeln!(out, "sidechain {}: {}", s.chain, s.status)?;
+            writeln!(out, "  spawner:     {}", s.spawner)?;
+            writeln!(out, "  deposit:     {}", s.deposit)?;
+            writeln!(
+                out,
+                "  parameters:  committee {}, block {} ms, epoch {} blocks",
+                s.committee_size, s.block_time_ms, s.epoch_length
+            )?;
+            match s.retired_from_epoch {
+                Some(e) => writeln!(
+                    out,
+                    "  runs:        main epochs {} to {}",
+                    s.activation_epoch,
+                    e.saturating_sub(1)
+                )?,
+                None => writeln!(out, "  runs:        from main epoch {}", s.activation_epoch)?,
+            }
+            if s.committee.is_empty() {
+                writeln!(out, "  committee:   none in main epoch {}", s.main_epoch)?;
+            } else {
+                writeln!(
+                    out,
+                    "  committee:   {} members in main epoch {}",
+                    s.committee.len(),
+                    s.main_epoch
+                )?;
+                for m in &s.committee {
+                    let mark = if s.joined.contains(m) {
+                        " (joined)"
+                    } else {
+                        ""
+                    };
+                    writeln!(out, "    {m}{mark}")?;
+                }
+                for m in &s.left {
+                    writeln!(out, "    {m} (left)")?;
+                }
+            }
+            match &s.hosted {
+                Some(h) => writeln!(
+                    out,
+                    "  here:        height {} epoch {} round {}, {}",
+                    h.height,
+                    h.epoch,
+                    h.round,
+                    match h.committee_index {
+                        Some(i) => format!("member #{i}"),
+                        None => "following".to_string(),
+                    }
+                )?,
+                None => writeln!(out, "  here:        not hosted by this node")?,
             }
             Ok(())
         }

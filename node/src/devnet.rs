@@ -75,6 +75,11 @@ pub struct DevnetArgs {
     /// load one with `banyan load --chain 1`.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
     pub test_chains: Vec<u32>,
+    /// Sidechains the demo account spawns on a new devnet (committees of up to 4 validators
+    /// drawn by the main chain, 500 ms blocks); the devnet waits for each to commit its first
+    /// block. 0 for none.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=16))]
+    pub sidechains: u16,
 }
 
 /// Where a devnet's pieces are.
@@ -482,10 +487,20 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             nodes.len()
         );
         wait_for_height(&nodes[..staked], 2, Duration::from_secs(90)).await?;
+        let mut sidechains = Vec::new();
         if fresh && !args.no_demo {
             demo_transfers(&layout, &nodes[0]).await?;
+            let seats = staked.clamp(1, 4) as u16;
+            for _ in 0..args.sidechains {
+                let chain = spawn_sidechain(&layout, &nodes[0], seats).await?;
+                sidechains.push((chain, String::new()));
+            }
+            for chain in sidechains.iter_mut() {
+                chain.1 =
+                    wait_for_sidechain(&nodes[..staked], chain.0, Duration::from_secs(180)).await?;
+            }
         }
-        print_endpoints(&layout, &nodes);
+        print_endpoints(&exe, &layout, &nodes, &sidechains);
         supervise(&mut nodes, args.duration).await
     });
     // SIGTERM to all first, so they shut down in parallel, then wait for each.
@@ -533,7 +548,17 @@ async fn supervise(nodes: &mut [NodeProcess], duration: Option<Duration>) -> Res
     }
 }
 
-async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
+/// The demo account as a client of `node` sees it: keys, the network it signs for and its
+/// next main-chain nonce.
+struct Demo {
+    keys: ValidatorKeys,
+    public: crate::key_dir::PublicKeys,
+    client: RpcClient,
+    network: banyan_core::hash::Digest,
+    nonce: u64,
+}
+
+async fn demo(layout: &Layout, node: &NodeProcess) -> Result<Demo> {
     let (keys, public) = KeyPaths::new(&layout.demo())
         .open()?
         .decrypt(DEVNET_PASSWORD)?;
@@ -543,10 +568,28 @@ async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
         .await
         .map_err(|e| anyhow!("status: {e}"))?
         .network_id()?;
-    let start = client
+    let nonce = client
         .account(ChainId::MAIN, public.account_address, AssetId::NATIVE)
         .await
-        .map_err(|e| anyhow!("demo account: {e}"))?;
+        .map_err(|e| anyhow!("demo account: {e}"))?
+        .nonce;
+    Ok(Demo {
+        keys,
+        public,
+        client,
+        network,
+        nonce,
+    })
+}
+
+async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
+    let Demo {
+        keys,
+        public,
+        client,
+        network,
+        nonce,
+    } = demo(layout, node).await?;
     let mut last = Address::default();
     for i in 0..3u64 {
         let mut to = [0u8; 32];
@@ -557,7 +600,7 @@ async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
             ChainId::MAIN,
             network,
             public.account_pubkey,
-            Nonce(start.nonce + i),
+            Nonce(nonce + i),
             Amount(1),
             last,
             Amount(1_000 * (i as u128 + 1)),
@@ -591,7 +634,119 @@ async fn demo_transfers(layout: &Layout, node: &NodeProcess) -> Result<()> {
     }
 }
 
-fn print_endpoints(layout: &Layout, nodes: &[NodeProcess]) {
+/// Spawn a sidechain of `seats` seats from the demo account with the genesis's minimum deposit;
+/// its id once the spawn is committed.
+async fn spawn_sidechain(layout: &Layout, node: &NodeProcess, seats: u16) -> Result<ChainId> {
+    let genesis = banyan_mainchain::Genesis::from_file(&node.config.genesis)
+        .map_err(|e| anyhow!("genesis: {e}"))?;
+    let Demo {
+        keys,
+        public,
+        client,
+        network,
+        nonce,
+    } = demo(layout, node).await?;
+    let params = banyan_core::tx::SidechainParams {
+        committee_size: seats,
+        block_time_ms: 500,
+        epoch_length: 100,
+        deposit: genesis.params().staking.min_sidechain_deposit,
+    };
+    let chain = banyan_core::tx::sidechain_id(&public.account_address, Nonce(nonce));
+    let tx = TxBody {
+        chain: ChainId::MAIN,
+        network,
+        sender: public.account_pubkey,
+        nonce: Nonce(nonce),
+        fee: Amount(1),
+        kind: banyan_core::tx::TxKind::SpawnSidechain { params },
+    }
+    .sign(&keys.account);
+    client
+        .submit_tx(&tx)
+        .await
+        .map_err(|e| anyhow!("spawning a sidechain: {e}"))?;
+    let begin = Instant::now();
+    loop {
+        let listed = client
+            .sidechains()
+            .await
+            .map_err(|e| anyhow!("listing sidechains: {e}"))?;
+        if let Some(s) = listed.sidechains.iter().find(|s| s.chain == chain.0) {
+            eprintln!(
+                "spawned sidechain {} ({} seats, 500 ms blocks); it starts at main-chain epoch {}",
+                chain.0, seats, s.activation_epoch
+            );
+            return Ok(chain);
+        }
+        if begin.elapsed() > Duration::from_secs(30) {
+            bail!("the sidechain spawn did not commit within 30 s; see the node.log files");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Wait until sidechain `chain` has committed a block on one of `nodes`, saying what it waits
+/// for; the JSON-RPC address of a node hosting it.
+async fn wait_for_sidechain(
+    nodes: &[NodeProcess],
+    chain: ChainId,
+    timeout: Duration,
+) -> Result<String> {
+    let begin = Instant::now();
+    let mut said = Instant::now();
+    loop {
+        for n in nodes {
+            let Ok(client) = RpcClient::new(&n.rpc_url()) else {
+                continue;
+            };
+            let Ok(status) = client.status().await else {
+                continue;
+            };
+            if status
+                .chains
+                .iter()
+                .any(|c| c.chain == chain.0 && c.height >= 1)
+            {
+                let s = client
+                    .sidechain(chain)
+                    .await
+                    .map_err(|e| anyhow!("sidechain {}: {e}", chain.0))?;
+                eprintln!(
+                    "sidechain {} is running: committee of {} drawn at main-chain epoch {}",
+                    chain.0,
+                    s.committee.len(),
+                    s.main_epoch
+                );
+                return Ok(n.rpc_url());
+            }
+        }
+        if begin.elapsed() > timeout {
+            bail!(
+                "sidechain {} committed no block within {}s; see the node.log files",
+                chain.0,
+                timeout.as_secs()
+            );
+        }
+        if said.elapsed() > Duration::from_secs(5) {
+            said = Instant::now();
+            eprintln!(
+                "waiting for sidechain {} to start at the next main-chain epoch...",
+                chain.0
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The devnet's addresses and commands to try, each runnable as printed; `sidechains` are the
+/// spawned sidechains with the JSON-RPC address of a node hosting each.
+fn print_endpoints(
+    exe: &Path,
+    layout: &Layout,
+    nodes: &[NodeProcess],
+    sidechains: &[(ChainId, String)],
+) {
     println!(
         "devnet running ({} validators, data in {})",
         nodes.len(),
@@ -607,13 +762,23 @@ fn print_endpoints(layout: &Layout, nodes: &[NodeProcess]) {
         );
     }
     let rpc = nodes.first().map(|n| n.rpc_url()).unwrap_or_default();
+    let exe = exe.display();
     println!("try:");
-    println!("  banyan status --rpc {rpc}");
+    println!("  {exe} status --rpc {rpc}");
     println!(
-        "  banyan tx transfer --keys {} --password-file {} --to <ADDRESS> --amount 10 --rpc {rpc} --wait",
+        "  {exe} tx transfer --keys {} --password-file {} --to 00000000000000000000000000000000000000000000000000000000000000aa --amount 10 --rpc {rpc} --wait",
         layout.demo().display(),
         layout.password().display()
     );
+    for (chain, host) in sidechains {
+        println!("  {exe} sidechain status {} --rpc {host}", chain.0);
+        println!(
+            "  {exe} tx transfer --chain {} --keys {} --password-file {} --to 00000000000000000000000000000000000000000000000000000000000000aa --amount 10 --rpc {host} --wait",
+            chain.0,
+            layout.demo().display(),
+            layout.password().display()
+        );
+    }
     println!(
         "  curl -s {rpc} -H 'content-type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"banyan_status\"}}'"
     );

@@ -3,6 +3,8 @@
 //! The `banyan` binary is a thin `main` over this library, so tests can call in:
 //! - [`service`] (`banyan start`): RocksDB, the QUIC network, one [`chain::ChainInstance`] per
 //!   chain, JSON-RPC ([`rpc`]) and Prometheus ([`metrics`]) — answering through [`api`];
+//! - [`sidechains`]: the sidechains this validator is assigned to, started and stopped
+//!   as the main chain assigns them;
 //! - [`chain`]: the thread that drives one chain's consensus replica; [`wire`]: its frames;
 //! - [`init`], [`config`]: node directories; [`devnet`]: a local network of processes;
 //! - [`client_cmd`], [`load`]: `status`, `tx`, `query`, `validator`, `load` over JSON-RPC;
@@ -22,5 +24,6 @@ pub mod load;
 pub mod metrics;
 pub mod rpc;
 pub mod service;
+pub mod sidechains;
 pub mod turns;
 pub mod wire;

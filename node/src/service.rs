@@ -16,11 +16,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use banyan_chain::mempool::CommittedAccounts;
 use banyan_chain::{ChainGenesis, Mempool, MempoolLimits};
 use banyan_consensus::ReplicaConfig;
+use banyan_core::ids::Epoch;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::tx::{SignedTx, TxKind};
-use banyan_core::value::SidechainStatus;
-use banyan_mainchain::{Genesis, OwnRegistry};
+use banyan_core::value::{SidechainRecord, SidechainStatus};
+use banyan_mainchain::{Assignments, Genesis, OwnRegistry};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
+use banyan_sidechain::{MainChainCommittees, SidechainGenesis};
 use banyan_store::{Store, StoreOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -45,6 +47,8 @@ pub struct Node {
     admin: bool,
     /// What its chain instances are built from.
     factory: ChainFactory,
+    /// The committees the main chain assigns sidechains.
+    assignments: Arc<Assignments>,
 }
 
 /// What every chain instance of a node is built from besides its genesis: the node's keys,
@@ -66,8 +70,22 @@ struct ChainFactory {
 }
 
 impl ChainFactory {
-    /// Everything an instance of the chain `genesis` starts from.
+    /// Everything an instance of the chain `genesis` starts from, its committees drawn from
+    /// its own registry.
     fn setup(&self, genesis: Box<dyn ChainGenesis + Send>) -> Result<ChainSetup> {
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.setup_with(genesis, Box::new(OwnRegistry), cancel, None)
+    }
+
+    /// Everything an instance of the chain `genesis` starts from, with its committee source,
+    /// the flag that stops it, and its block interval when not the node's.
+    fn setup_with(
+        &self,
+        genesis: Box<dyn ChainGenesis + Send>,
+        committees: Box<dyn banyan_chain::CommitteeSource>,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
+        block_interval_ms: Option<u64>,
+    ) -> Result<ChainSetup> {
         let params = genesis.params();
         let chain = params.chain;
         let mempool = Arc::new(Mempool::new(
@@ -85,13 +103,14 @@ impl ChainFactory {
             base_timeout_ms: self.consensus.base_timeout_ms,
             max_timeout_ms: self.consensus.max_timeout_ms,
             max_clock_drift_ms: self.consensus.max_clock_drift_ms,
-            min_block_interval_ms: self.consensus.min_block_interval_ms,
+            min_block_interval_ms: block_interval_ms
+                .unwrap_or(self.consensus.min_block_interval_ms),
             ..ReplicaConfig::default()
         };
         Ok(ChainSetup {
             store: self.store.clone(),
             genesis,
-            committees: Box::new(OwnRegistry),
+            committees,
             key: banyan_core::keys::BlsSecretKey::from_bytes(&*self.key.to_bytes())
                 .map_err(|e| anyhow!("BLS key: {e}"))?,
             reporter: banyan_core::keys::AccountSecretKey::from_bytes(&self.account.to_bytes()),
@@ -101,6 +120,7 @@ impl ChainFactory {
             threads: self.threads,
             metrics: self.metrics.clone(),
             network: self.network.clone(),
+            cancel,
         })
     }
 
@@ -217,6 +237,10 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         block_requests: std::sync::Mutex::new(HashMap::new()),
         admin: cfg.rpc.admin,
         factory,
+        assignments: Arc::new(Assignments::new(banyan_chain::ChainStore::new(
+            store.clone(),
+            ChainId::MAIN,
+        ))),
     });
     // The main chain, then the test chains derived from its genesis.
     let main = node.factory.setup(Box::new(node.factory.main.clone()))?;
@@ -226,6 +250,14 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         tokio::task::block_in_place(|| node.add_chain(setup))?;
     }
     spawn_receivers(node.clone(), receivers)?;
+    // Sidechains this validator is assigned to, started and stopped as the main chain says.
+    let supervisor_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let supervisor = crate::sidechains::spawn_supervisor(
+        node.clone(),
+        node.assignments.clone(),
+        node.factory.key.public_key(),
+        supervisor_stop.clone(),
+    )?;
     {
         let node = node.clone();
         tokio::spawn(async move {
@@ -278,6 +310,10 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = rpc_task.await;
     let _ = metrics_task.await;
+    supervisor_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::task::block_in_place(|| {
+        let _ = supervisor.join();
+    });
     network.shutdown().await;
     tokio::task::block_in_place(|| {
         for c in node.instances() {
@@ -522,6 +558,153 @@ impl Node {
         self.instance(chain).ok_or(ApiError::UnknownChain(chain.0))
     }
 
+    /// Leave out (answering why) spawns asking for more seats than the main chain has
+    /// validators: a committee never seats one validator twice, so such a sidechain would
+    /// run with fewer members than its spawner asked for.
+    fn refuse_unseatable(
+        &self,
+        instance: &ChainInstance,
+        items: Vec<(usize, SignedTx)>,
+        out: &mut [Option<Result<Submitted, ApiError>>],
+    ) -> Vec<(usize, SignedTx)> {
+        if instance.chain != ChainId::MAIN {
+            return items;
+        }
+        let validators = instance.shared().status.committee_size;
+        items
+            .into_iter()
+            .filter(|(i, tx)| match &tx.body.kind {
+                TxKind::SpawnSidechain { params }
+                    if usize::from(params.committee_size) > validators =>
+                {
+                    out[*i] = Some(Err(ApiError::Rejected(format!(
+                        "committee_size {} is more than the {validators} validators of the main                          chain: a committee never seats one validator twice; ask for at most                          {validators} seats",
+                        params.committee_size
+                    ))));
+                    false
+                }
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// What the main chain records of sidechain `chain` and the committee it assigns it now.
+    fn sidechain_view(
+        &self,
+        chain: ChainId,
+        record: &SidechainRecord,
+        main_epoch: Epoch,
+    ) -> Result<SidechainView, ApiError> {
+        let ids = |a: Option<&banyan_vrf::Assignment>| -> Vec<String> {
+            a.and_then(|a| a.committee(chain))
+                .map(|c| {
+                    c.members()
+                        .iter()
+                        .map(|m| m.key.key().validator_id().to_hex())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let now = self.assignments.of(main_epoch).map_err(storage)?;
+        let before = match main_epoch.0.checked_sub(1) {
+            Some(e) if record.runs_in(e) => self.assignments.of(Epoch(e)).map_err(storage)?,
+            _ => None,
+        };
+        let committee = ids(now.as_deref());
+        let previous = ids(before.as_deref());
+        Ok(SidechainView {
+            chain: chain.0,
+            spawner: record.spawner.to_hex(),
+            deposit: record.deposit.0.to_string(),
+            committee_size: record.committee_size,
+            block_time_ms: record.block_time_ms.into(),
+            epoch_length: record.epoch_length,
+            activation_epoch: record.activation_epoch,
+            status: match record.status {
+                SidechainStatus::Active => "active",
+                SidechainStatus::Retired { .. } => "retired",
+            }
+            .to_string(),
+            retired_from_epoch: match record.status {
+                SidechainStatus::Active => None,
+                SidechainStatus::Retired { from_epoch } => Some(from_epoch),
+            },
+            main_epoch: main_epoch.0,
+            joined: committee
+                .iter()
+                .filter(|m| !previous.contains(m))
+                .cloned()
+                .collect(),
+            left: previous
+                .iter()
+                .filter(|m| !committee.contains(m))
+                .cloned()
+                .collect(),
+            committee,
+            hosted: self.instance(chain).map(|i| i.shared().status),
+        })
+    }
+
+    /// The instance of `chain`, if this node hosts it.
+    pub(crate) fn hosted(&self, chain: ChainId) -> Option<Arc<ChainInstance>> {
+        self.instance(chain)
+    }
+
+    /// The setup of sidechain `chain` spawned as `record`: its genesis derived from the main
+    /// chain (the block its activation epoch starts from, the committee assigned to it then),
+    /// its committees from the main chain's assignments, its block interval its own.
+    pub(crate) fn sidechain_setup(
+        &self,
+        chain: ChainId,
+        record: &SidechainRecord,
+        assignments: &Arc<Assignments>,
+    ) -> Result<ChainSetup> {
+        let activation = Epoch(u64::from(record.activation_epoch));
+        let main = assignments.store();
+        let epoch = main.epoch_record(activation)?.ok_or_else(|| {
+            anyhow!(
+                "sidechain {}: main-chain epoch {activation} not reached",
+                chain.0
+            )
+        })?;
+        let base = main.block_by_id(&epoch.base)?.ok_or_else(|| {
+            anyhow!(
+                "sidechain {}: the main-chain block {} its activation starts from is not stored",
+                chain.0,
+                epoch.base
+            )
+        })?;
+        let committee = match assignments.committee(chain, activation)? {
+            Some(Some(c)) => c,
+            _ => bail!(
+                "sidechain {}: the main chain assigned it no committee for epoch {activation}",
+                chain.0
+            ),
+        };
+        let genesis = SidechainGenesis::derive(
+            &self.factory.main.params(),
+            self.factory.network_id,
+            chain,
+            record,
+            &base.header,
+            &committee,
+        )
+        .map_err(|e| anyhow!("sidechain {}: {e}", chain.0))?;
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let source = MainChainCommittees::new(
+            chain,
+            record.activation_epoch,
+            assignments.clone(),
+            cancel.clone(),
+        );
+        self.factory.setup_with(
+            Box::new(genesis),
+            Box::new(source),
+            cancel,
+            Some(u64::from(record.block_time_ms)),
+        )
+    }
+
     /// The instance of `chain`, if this node hosts it.
     fn instance(&self, chain: ChainId) -> Option<Arc<ChainInstance>> {
         let chains = match self.chains.read() {
@@ -656,6 +839,7 @@ impl NodeApi for Node {
                 }
                 continue;
             };
+            let items = self.refuse_unseatable(&instance, items, &mut out);
             let (idx, txs): (Vec<usize>, Vec<SignedTx>) = items.into_iter().unzip();
             let results = self.insert(&instance, &txs);
             let mut accepted = Vec::new();
@@ -813,27 +997,40 @@ impl NodeApi for Node {
     fn sidechains(&self) -> Result<SidechainsView, ApiError> {
         let main = self.chain(ChainId::MAIN)?;
         let height = main.shared().status.height;
+        let main_epoch = self
+            .assignments
+            .latest_epoch()
+            .map_err(storage)?
+            .unwrap_or(Epoch(0));
         let records = main.store.sidechains().map_err(storage)?;
-        Ok(SidechainsView {
-            height,
-            sidechains: records
-                .into_iter()
-                .map(|(chain, r)| SidechainView {
-                    chain: chain.0,
-                    spawner: r.spawner.to_hex(),
-                    deposit: r.deposit.0.to_string(),
-                    committee_size: r.committee_size,
-                    block_time_ms: r.block_time_ms,
-                    epoch_length: r.epoch_length,
-                    activation_epoch: r.activation_epoch,
-                    status: match r.status {
-                        SidechainStatus::Active => "active",
-                        SidechainStatus::Retired => "retired",
-                    }
-                    .to_string(),
-                })
-                .collect(),
-        })
+        let mut sidechains = Vec::with_capacity(records.len());
+        for (chain, r) in &records {
+            sidechains.push(self.sidechain_view(*chain, r, main_epoch)?);
+        }
+        Ok(SidechainsView { height, sidechains })
+    }
+
+    fn sidechain(&self, chain: ChainId) -> Result<SidechainView, ApiError> {
+        let main = self.chain(ChainId::MAIN)?;
+        let main_epoch = self
+            .assignments
+            .latest_epoch()
+            .map_err(storage)?
+            .unwrap_or(Epoch(0));
+        match main
+            .store
+            .state_value(&banyan_core::tx::StateKey::Sidechain(chain))
+            .map_err(storage)?
+        {
+            banyan_core::value::StateValue::Sidechain(Some(record)) => {
+                self.sidechain_view(chain, &record, main_epoch)
+            }
+            _ => Err(ApiError::NotFound(format!(
+                "no sidechain {} was spawned on the main chain; `banyan sidechain list` shows \
+                 those that were",
+                chain.0
+            ))),
+        }
     }
 
     fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, ApiError> {

@@ -124,3 +124,383 @@ async fn sidechains_are_spawned_listed_and_retired_from_the_command_line() {
         c.stop(i);
     }
 }
+
+/// Node `i`'s status of `chain`, if it hosts it.
+async fn hosted(c: &Cluster, i: usize, chain: ChainId) -> Option<banyan_node::api::ChainStatus> {
+    c.status(i)
+        .await
+        .and_then(|s| s.chains.into_iter().find(|x| x.chain == chain.0))
+}
+
+/// The sidechain committees main-chain epoch `epoch` assigns, recomputed here with
+/// `vrf::sortition` from the main chain stored in `db` (every input read back from the
+/// store: the main committee and seed of each epoch, the registry), from the first epoch
+/// any sidechain ran.
+fn recompute(
+    main: &banyan_chain::ChainStore,
+    epoch: u64,
+) -> Vec<(ChainId, Vec<banyan_core::keys::BlsPublicKey>)> {
+    use banyan_chain::KeyBook;
+    use banyan_core::ids::Epoch;
+    use banyan_vrf::{sortition_by_seats, ChainSeats, ValidatorSet};
+    let registry = main.sidechains().expect("registry");
+    let first = registry
+        .iter()
+        .map(|(_, r)| u64::from(r.activation_epoch))
+        .min()
+        .expect("a sidechain");
+    let mut previous = None;
+    for e in first..=epoch {
+        let record = main
+            .epoch_record(Epoch(e))
+            .expect("read")
+            .expect("epoch reached");
+        let committee = record
+            .committee
+            .to_committee(Epoch(e), &mut KeyBook::new())
+            .expect("committee");
+        let validators = ValidatorSet::new(committee.members().to_vec()).expect("set");
+        let chains: Vec<ChainSeats> = registry
+            .iter()
+            .filter(|(_, r)| r.runs_in(e))
+            .map(|(chain, r)| ChainSeats {
+                chain: *chain,
+                seats: usize::from(r.committee_size),
+            })
+            .collect();
+        let a = sortition_by_seats(
+            Epoch(e),
+            &record.seed,
+            &validators,
+            &chains,
+            banyan_mainchain::MAX_ROTATION,
+            previous.as_ref(),
+        )
+        .expect("sortition");
+        previous = Some(a);
+    }
+    previous
+        .expect("at least one epoch")
+        .committees()
+        .iter()
+        .map(|c| {
+            (
+                c.chain(),
+                c.members().iter().map(|m| *m.key.key()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The main epoch in progress at `t_ms`: the latest whose first block's parent (the block
+/// that ended the epoch before) is stamped at or before `t_ms`.
+fn main_epoch_at(main: &banyan_chain::ChainStore, t_ms: u64) -> u64 {
+    let mut at = 0;
+    let mut e = 1;
+    while let Some(record) = main.epoch_record(banyan_core::ids::Epoch(e)).expect("read") {
+        let base = main
+            .block_by_id(&record.base)
+            .expect("read")
+            .expect("base block");
+        if base.header.timestamp_ms > t_ms {
+            break;
+        }
+        at = e;
+        e += 1;
+    }
+    at
+}
+
+/// The committee of `chain`'s own epoch `k` as its instance in `db` recorded it.
+fn recorded_committee(
+    side: &banyan_chain::ChainStore,
+    k: u64,
+) -> Vec<banyan_core::keys::BlsPublicKey> {
+    let record = side
+        .epoch_record(banyan_core::ids::Epoch(k))
+        .expect("read")
+        .unwrap_or_else(|| panic!("no epoch {k} recorded for {:?}", side.chain()));
+    record.committee.members.iter().map(|m| m.key).collect()
+}
+
+/// Node `i`'s height of `chain`, if it hosts it.
+async fn side_height(c: &Cluster, i: usize, chain: ChainId) -> Option<u64> {
+    hosted(c, i, chain).await.map(|s| s.height)
+}
+
+/// Wait until `cond` holds, polling every 100 ms; panics with `what` after `timeout`.
+async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !cond().await {
+        assert!(started.elapsed() < timeout, "{what} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rotates() {
+    let _serial = cluster::SERIAL.lock().await;
+    const MAIN_EPOCH: u64 = 20;
+    const SIDE_EPOCH: u64 = 30;
+    let mut c = Cluster::create(5, 0, MAIN_EPOCH);
+    c.start_all(5);
+    for i in 0..5 {
+        c.wait_height(i, 1, Duration::from_secs(90)).await;
+    }
+    let demo = c.layout.demo();
+    let (_, public) = c.demo_keys();
+    let me = public.account_address;
+    let nonce = c.account(0, me).await.nonce;
+
+    // More seats than validators: refused before it is sent anywhere, nothing changes.
+    let crowded = sidechain_cli(
+        &c,
+        Some(demo.clone()),
+        &["spawn", "--committee-size", "6", "--deposit", "2000000"],
+    )
+    .expect_err("6 seats of 5 validators");
+    assert!(crowded.contains("more than the 5 validators"), "{crowded}");
+    assert_eq!(c.account(0, me).await.nonce, nonce);
+
+    sidechain_cli(
+        &c,
+        Some(demo.clone()),
+        &[
+            "spawn",
+            "--committee-size",
+            "4",
+            "--block-time-ms",
+            "200",
+            "--epoch-length",
+            &SIDE_EPOCH.to_string(),
+            "--deposit",
+            "2000000",
+        ],
+    )
+    .expect("spawn");
+    let id = sidechain_id(&me, Nonce(nonce));
+
+    // The four members start it by themselves at activation; it commits.
+    let started = std::time::Instant::now();
+    let members: Vec<usize> = loop {
+        let mut hosts = Vec::new();
+        for i in 0..5 {
+            let serving = hosted(&c, i, id)
+                .await
+                .is_some_and(|s| s.height >= 1 && s.epoch == 0 && s.committee_index.is_some());
+            if serving {
+                hosts.push(i);
+            }
+        }
+        if hosts.len() >= 4 {
+            break hosts;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "sidechain {id:?} not running on 4 nodes (hosts {hosts:?}); log of node 0:\n{}",
+            c.log_tail(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(members.len(), 4, "a committee of four");
+    let host = members[0];
+    let client = c.client(host);
+    let genesis = client.block_on(id, Some(0)).await.expect("genesis block");
+    let first = client.block_on(id, Some(1)).await.expect("block 1");
+    // The genesis is stamped with the main-chain block its activation epoch starts from.
+    let first_block_ms = first.timestamp_ms - genesis.timestamp_ms;
+    eprintln!(
+        "sidechain {}: first block {first_block_ms} ms after activation",
+        id.0
+    );
+    assert!(
+        first_block_ms <= 3_000,
+        "first block {first_block_ms} ms after activation"
+    );
+
+    // `sidechain status` names the members hosting it.
+    let status = sidechain_cli(&c, None, &["status", &id.0.to_string(), "--json"]).expect("status");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("JSON");
+    let listed: Vec<String> = v["committee"]
+        .as_array()
+        .expect("committee")
+        .iter()
+        .map(|m| m.as_str().expect("hex").to_string())
+        .collect();
+    let mut hosting: Vec<String> = members
+        .iter()
+        .map(|&i| c.node_keys(i).1.validator_id.to_hex())
+        .collect();
+    hosting.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    assert_eq!(listed_sorted, hosting, "{status}");
+
+    // Its native coins are the spawner's deposit; a transfer on it commits.
+    let to = cluster::recipient(77);
+    let password = c.layout.password().to_string_lossy().into_owned();
+    let demo_dir = demo.to_string_lossy().into_owned();
+    c.cli(
+        host,
+        &[
+            "tx",
+            "transfer",
+            "--chain",
+            &id.0.to_string(),
+            "--to",
+            &to.to_hex(),
+            "--amount",
+            "1000",
+            "--keys",
+            &demo_dir,
+            "--password-file",
+            &password,
+            "--wait",
+        ],
+    )
+    .expect("transfer on the sidechain");
+    let got = client
+        .account(id, to, banyan_core::ids::AssetId::NATIVE)
+        .await
+        .expect("account");
+    assert_eq!(got.balance, "1000");
+
+    // kill -9 of a member: the other three keep committing; restarted, it catches up.
+    let victim = members[1];
+    c.kill9(victim);
+    let before = side_height(&c, host, id).await.expect("hosted");
+    wait_until(
+        Duration::from_secs(60),
+        "three of four members commit",
+        || async { side_height(&c, host, id).await.unwrap_or(0) >= before + 5 },
+    )
+    .await;
+    c.start(victim);
+    let ahead = side_height(&c, host, id).await.expect("hosted");
+    wait_until(
+        Duration::from_secs(90),
+        "the restarted member catches up",
+        || async { side_height(&c, victim, id).await.unwrap_or(0) >= ahead },
+    )
+    .await;
+
+    // Rotation: one member of four is replaced each main epoch (five validators, so one
+    // sits out); the sidechain takes a new committee at its next epoch. It keeps committing
+    // through the change and the newcomer's state equals the others'.
+    let ids = |v: banyan_node::api::ValidatorsView| -> std::collections::BTreeSet<String> {
+        v.committee.into_iter().map(|m| m.validator_id).collect()
+    };
+    let first_committee = ids(client.validators_on(id).await.expect("validators"));
+    let started = std::time::Instant::now();
+    let (changed_at, new_committee) = loop {
+        let v = client.validators_on(id).await.expect("validators");
+        let epoch = v.epoch;
+        let now = ids(v);
+        if now != first_committee {
+            break (epoch, now);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the sidechain's committee never changed; log:\n{}",
+            c.log_tail(host)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let joined: Vec<usize> = (0..5)
+        .filter(|&i| {
+            let vid = c.node_keys(i).1.validator_id.to_hex();
+            new_committee.contains(&vid) && !first_committee.contains(&vid)
+        })
+        .collect();
+    assert!(!joined.is_empty(), "someone joined at epoch {changed_at}");
+    let target = changed_at * SIDE_EPOCH + 10;
+    for &i in &joined {
+        wait_until(
+            Duration::from_secs(120),
+            "the newcomer serves past the rotation",
+            || async { side_height(&c, i, id).await.unwrap_or(0) >= target },
+        )
+        .await;
+    }
+    let mut roots = Vec::new();
+    for i in 0..5 {
+        if side_height(&c, i, id).await.unwrap_or(0) >= target {
+            let b = c.client(i).block_on(id, Some(target)).await.expect("block");
+            roots.push((i, b.state_root));
+        }
+    }
+    assert!(roots.len() >= 3, "{roots:?}");
+    assert!(
+        roots.iter().all(|(_, r)| *r == roots[0].1),
+        "state roots differ: {roots:?}"
+    );
+    let mut best = host;
+    let mut best_height = 0;
+    for i in 0..5 {
+        let h = side_height(&c, i, id).await.unwrap_or(0);
+        if h > best_height {
+            best = i;
+            best_height = h;
+        }
+    }
+    eprintln!(
+        "sidechain {}: committee changed at its epoch {changed_at}, joined {joined:?}",
+        id.0
+    );
+
+    // Retired by its spawner: every instance stops (the data stays).
+    sidechain_cli(&c, Some(demo.clone()), &["retire", &id.0.to_string()]).expect("retire");
+    let retired = client.sidechain(id).await.expect("sidechain");
+    assert_eq!(retired.status, "retired");
+    let from = retired.retired_from_epoch.expect("retirement epoch");
+    assert_eq!(u64::from(from), retired.main_epoch + 1, "{retired:?}");
+    wait_until(Duration::from_secs(120), "every instance stops", || async {
+        let mut any = false;
+        for i in 0..5 {
+            any |= hosted(&c, i, id).await.is_some();
+        }
+        !any
+    })
+    .await;
+
+    // The committees recorded by the instances are the ones sortition recomputes, each for
+    // the main epoch in progress when the sidechain epoch before it ended.
+    let activation = u64::from(retired.activation_epoch);
+    for i in 0..5 {
+        c.stop(i);
+    }
+    let store = std::sync::Arc::new(
+        banyan_store::Store::open(c.db_path(best), &banyan_store::StoreOptions::default())
+            .expect("store"),
+    );
+    let main = banyan_chain::ChainStore::new(store.clone(), ChainId::MAIN);
+    let side = banyan_chain::ChainStore::new(store, id);
+    for k in 0..=changed_at {
+        let main_epoch = if k == 0 {
+            activation
+        } else {
+            let ending = side
+                .block_by_height(banyan_core::ids::Height(k * SIDE_EPOCH))
+                .expect("read")
+                .expect("the block ending the epoch before");
+            main_epoch_at(&main, ending.header.timestamp_ms).max(activation)
+        };
+        let want = recompute(&main, main_epoch);
+        let mut want = want
+            .iter()
+            .find(|(chain, _)| *chain == id)
+            .map(|(_, keys)| keys.clone())
+            .expect("the sidechain is assigned");
+        let mut got = recorded_committee(&side, k);
+        got.sort();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "committee of sidechain epoch {k} (main epoch {main_epoch})"
+        );
+    }
+}

@@ -183,6 +183,13 @@
 //! Committee members are listed in canonical key order (their certificate bitmap order), each
 //! with its stake of epoch `e` as its voting weight.
 //!
+//! **Seats per chain.** [`sortition_by_seats`](sortition::sortition_by_seats) runs the same
+//! steps with a `c` of each chain's own (`S` is then the sum of the seats, `s = min(c, n)` and
+//! the rotation budget `ceil(r · c)` are per chain) and draws only the chains it is given: the
+//! main chain, whose committee is its whole registry, takes no part when Banyan assigns its
+//! sidechains. With one `c` for all and the main chain listed it is
+//! [`sortition`](sortition::sortition), draw for draw.
+//!
 //! **Caveat on weights.** Selection is proportional to stake *and* a member votes with its
 //! stake, so a committee's expected Byzantine vote share is `Σ_A π_i s_i / Σ π_i s_i`, which
 //! favours holders who concentrate stake in few validators over many small ones; the staking
@@ -207,6 +214,9 @@ pub mod vrf;
 pub use error::VrfError;
 pub use leader::{prove_proposer, verify_proposer, LeaderSchedule, Slot};
 pub use seed::{next_epoch_seed, EpochSeed, SeedBuilder, SeedParams};
-pub use sortition::{sortition, Assignment, ChainCommittee, Fraction, SortitionParams};
+pub use sortition::{
+    sortition, sortition_by_seats, Assignment, ChainCommittee, ChainSeats, Fraction,
+    SortitionParams,
+};
 pub use validators::ValidatorSet;
 pub use vrf::{prove, verify, VrfOutput, VrfProof, VRF_DST};

@@ -48,6 +48,13 @@ impl Fraction {
         Ok(Fraction { num, den })
     }
 
+    /// `num / den` clamped into `[0, 1]` (a zero `den` reads as 1), for constants.
+    pub const fn clamped(num: u32, den: u32) -> Self {
+        let den = if den == 0 { 1 } else { den };
+        let num = if num > den { den } else { num };
+        Fraction { num, den }
+    }
+
     /// Numerator.
     pub fn num(&self) -> u32 {
         self.num
@@ -251,6 +258,7 @@ fn chain_context(epoch: Epoch, chain: ChainId) -> [u8; 12] {
 /// One committee while it is being drawn: canonical positions of its members.
 struct Draft {
     chain: ChainId,
+    seats: usize,
     kept: Vec<usize>,
     rotated_out: Vec<usize>,
     joined: Vec<usize>,
@@ -271,7 +279,66 @@ pub fn sortition(
     previous: Option<&Assignment>,
 ) -> Result<Assignment, VrfError> {
     params.validate()?;
-    let chains = chain_order(sidechains)?;
+    let chains: Vec<ChainSeats> = chain_order(sidechains)?
+        .into_iter()
+        .map(|chain| ChainSeats {
+            chain,
+            seats: params.committee_size,
+        })
+        .collect();
+    sortition_by_seats(
+        epoch,
+        seed,
+        validators,
+        &chains,
+        params.max_rotation,
+        previous,
+    )
+}
+
+/// One chain to draw a committee for, and its number of seats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainSeats {
+    /// The chain.
+    pub chain: ChainId,
+    /// Its seats (`c` of that chain), in `1..=MAX_COMMITTEE_SIZE`.
+    pub seats: usize,
+}
+
+/// [`sortition`] where each chain has its own number of seats and the main chain takes part
+/// only if it is listed: the same rules with `c` per chain (seats `S` the sum, rotation
+/// budget `ceil(r * c)` of each chain, `s = min(c, n)` per committee). A chain whose
+/// committee is not drawn here (the main chain, when its committee is its whole registry) is
+/// left out of `chains`. With one `c` for every chain and the main chain listed, this is
+/// [`sortition`].
+pub fn sortition_by_seats(
+    epoch: Epoch,
+    seed: &EpochSeed,
+    validators: &ValidatorSet,
+    chains: &[ChainSeats],
+    max_rotation: Fraction,
+    previous: Option<&Assignment>,
+) -> Result<Assignment, VrfError> {
+    Fraction::new(max_rotation.num, max_rotation.den)?;
+    if chains.len() > MAX_SIDECHAINS + 1 {
+        return Err(VrfError::TooManySidechains {
+            got: chains.len(),
+            max: MAX_SIDECHAINS,
+        });
+    }
+    let mut chains = chains.to_vec();
+    chains.sort_by_key(|c| c.chain);
+    for (i, c) in chains.iter().enumerate() {
+        if c.seats == 0 || c.seats > MAX_COMMITTEE_SIZE {
+            return Err(VrfError::BadCommitteeSize {
+                got: c.seats,
+                max: MAX_COMMITTEE_SIZE,
+            });
+        }
+        if i > 0 && chains[i - 1].chain == c.chain {
+            return Err(VrfError::DuplicateSidechain(c.chain));
+        }
+    }
     if let Some(prev) = previous {
         if prev.epoch.checked_next() != Some(epoch) {
             return Err(VrfError::PreviousEpoch {
@@ -281,13 +348,9 @@ pub fn sortition(
         }
     }
     let n = validators.len();
-    let c = params.committee_size;
-    // chains <= MAX_SIDECHAINS + 1 and c <= MAX_COMMITTEE_SIZE: no overflow.
-    let total_seats = chains.len() * c;
+    // chains <= MAX_SIDECHAINS + 1 and each c <= MAX_COMMITTEE_SIZE: no overflow.
+    let total_seats: usize = chains.iter().map(|c| c.seats).sum();
     let shared = n < total_seats;
-    // Seats per committee: a committee never holds one validator twice.
-    let seats = c.min(n);
-    let budget = params.rotation_budget();
 
     // Step 1: keep, trim and rotate the previous members.
     let mut serving = vec![false; n];
@@ -295,7 +358,10 @@ pub fn sortition(
     let mut load = vec![0usize; n];
     let mut slack = n.saturating_sub(total_seats);
     let mut drafts = Vec::with_capacity(chains.len());
-    for &chain in &chains {
+    for &ChainSeats { chain, seats: c } in &chains {
+        // Seats of this committee: a committee never holds one validator twice.
+        let seats = c.min(n);
+        let budget = max_rotation.ceil_of(c);
         let mut kept = Vec::new();
         let mut departed = 0;
         if let Some(prev) = previous.and_then(|p| p.committee(chain)) {
@@ -332,6 +398,7 @@ pub fn sortition(
         }
         drafts.push(Draft {
             chain,
+            seats,
             kept,
             rotated_out,
             joined: Vec::new(),
@@ -343,14 +410,14 @@ pub fn sortition(
     let members = validators.members();
     if shared {
         for draft in &mut drafts {
-            fill_shared(seed, epoch, validators, seats, &mut load, draft);
+            fill_shared(seed, epoch, validators, &mut load, draft);
         }
     } else {
         let pool: Vec<(usize, u64)> = (0..n)
             .filter(|&pos| !serving[pos] && !sitting_out[pos])
             .map(|pos| (pos, members[pos].stake))
             .collect();
-        let vacancies: usize = drafts.iter().map(|d| seats - d.kept.len()).sum();
+        let vacancies: usize = drafts.iter().map(|d| d.seats - d.kept.len()).sum();
         let epoch_ctx = epoch.0.to_le_bytes();
         let mut draw = DrawStream::new(seed, DRAW_DOMAIN, &epoch_ctx);
         let mut newcomers = sample_proportional(&mut draw, &pool, vacancies);
@@ -358,7 +425,7 @@ pub fn sortition(
         deal.shuffle(&mut newcomers);
         let mut next = newcomers.into_iter();
         for draft in &mut drafts {
-            let want = seats - draft.kept.len();
+            let want = draft.seats - draft.kept.len();
             draft.joined.extend(next.by_ref().take(want));
             for &pos in &draft.joined {
                 load[pos] += 1;
@@ -399,10 +466,10 @@ fn fill_shared(
     seed: &EpochSeed,
     epoch: Epoch,
     validators: &ValidatorSet,
-    seats: usize,
     load: &mut [usize],
     draft: &mut Draft,
 ) {
+    let seats = draft.seats;
     let members = validators.members();
     let mut excluded = vec![false; members.len()];
     for &pos in draft.kept.iter().chain(&draft.rotated_out) {

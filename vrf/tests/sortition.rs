@@ -411,3 +411,92 @@ fn rotation_budget_is_the_ceiling_of_the_fraction() {
     assert_eq!(params(7, 5, 5).rotation_budget(), 7);
     assert_eq!(Fraction::ONE.ceil_of(1024), 1024);
 }
+
+fn seats(list: &[(u32, usize)]) -> Vec<ChainSeats> {
+    list.iter()
+        .map(|&(chain, seats)| ChainSeats {
+            chain: ChainId(chain),
+            seats,
+        })
+        .collect()
+}
+
+#[test]
+fn each_chain_gets_its_own_seats_and_the_main_chain_may_stay_out() {
+    // Sidechains only (the main chain's committee is its registry), 3 + 5 + 2 seats of 12
+    // validators: disjoint, each committee its own size, no main-chain committee.
+    let vs = validator_set(12, |i| 1 + i as u64 % 3);
+    let list = seats(&[(7, 5), (2, 3), (9, 2)]);
+    let r = Fraction::new(1, 3).expect("valid fraction");
+    let a = sortition_by_seats(Epoch(4), &seed("seats", 4), &vs, &list, r, None).expect("valid");
+    assert!(!a.shared_seats());
+    assert!(a.committee(ChainId::MAIN).is_none());
+    let sizes: Vec<(u32, usize)> = a
+        .committees()
+        .iter()
+        .map(|c| (c.chain().0, c.members().len()))
+        .collect();
+    assert_eq!(sizes, vec![(2, 3), (7, 5), (9, 2)]);
+    let all: BTreeSet<_> = a
+        .committees()
+        .iter()
+        .flat_map(|c| c.members().iter().map(|m| m.key))
+        .collect();
+    assert_eq!(all.len(), 10, "enough validators: nobody holds two seats");
+
+    // Next epoch: each committee rotates at most ceil(c / 3) of its members by choice.
+    let b =
+        sortition_by_seats(Epoch(5), &seed("seats", 5), &vs, &list, r, Some(&a)).expect("valid");
+    for (old, new) in a.committees().iter().zip(b.committees()) {
+        let budget = r.ceil_of(old.members().len());
+        let st = new.stats();
+        assert!(st.rotated_out <= budget, "{:?}: {st:?}", new.chain());
+        assert_eq!(st.kept + st.joined, old.members().len());
+    }
+
+    // More seats than validators: shared, and every committee still has distinct members.
+    let crowded = seats(&[(1, 8), (2, 8)]);
+    let c = sortition_by_seats(Epoch(1), &seed("seats", 1), &vs, &crowded, r, None).expect("valid");
+    assert!(c.shared_seats());
+    for committee in c.committees() {
+        let distinct: BTreeSet<_> = committee.members().iter().map(|m| m.key).collect();
+        assert_eq!(distinct.len(), 8);
+    }
+
+    // With one size for every chain and the main chain listed, it is `sortition`.
+    let side = chains(&[3, 8]);
+    let p = params(4, 1, 4);
+    let same = sortition(Epoch(2), &seed("seats", 2), &vs, &side, &p, None).expect("valid");
+    let by_seats = sortition_by_seats(
+        Epoch(2),
+        &seed("seats", 2),
+        &vs,
+        &seats(&[(0, 4), (3, 4), (8, 4)]),
+        p.max_rotation,
+        None,
+    )
+    .expect("valid");
+    assert_eq!(same, by_seats);
+
+    // Refused: a committee of 0 seats, a chain listed twice.
+    assert_eq!(
+        sortition_by_seats(Epoch(1), &seed("seats", 1), &vs, &seats(&[(1, 0)]), r, None)
+            .map(|_| ()),
+        Err(VrfError::BadCommitteeSize {
+            got: 0,
+            max: MAX_COMMITTEE_SIZE
+        })
+    );
+    assert_eq!(
+        sortition_by_seats(
+            Epoch(1),
+            &seed("seats", 1),
+            &vs,
+            &seats(&[(1, 2), (1, 3)]),
+            r,
+            None
+        )
+        .map(|_| ()),
+        Err(VrfError::DuplicateSidechain(ChainId(1)))
+    );
+}

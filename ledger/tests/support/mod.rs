@@ -347,7 +347,7 @@ pub fn random_block(
                     status: if rng.chance(70) {
                         SidechainStatus::Active
                     } else {
-                        SidechainStatus::Retired
+                        SidechainStatus::Retired { from_epoch: 2 }
                     },
                 })),
             );

@@ -2,13 +2,13 @@
 //! command-line tools ([`BlockingRpcClient`]).
 
 use super::{
-    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER, GET_SIDECHAINS,
-    GET_VALIDATORS, RATE_LIMITED, START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS,
-    TOO_MANY_CONNECTIONS,
+    encode_tx_hex, ErrorObject, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER, GET_SIDECHAIN,
+    GET_SIDECHAINS, GET_VALIDATORS, RATE_LIMITED, START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX,
+    SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
 use crate::api::{
-    AccountView, BlockView, CertifiedHeaderView, ChainStatus, NodeStatus, SidechainsView,
-    Submitted, ValidatorsView,
+    AccountView, BlockView, CertifiedHeaderView, ChainStatus, NodeStatus, SidechainView,
+    SidechainsView, Submitted, ValidatorsView,
 };
 use banyan_core::ids::{Address, AssetId, ChainId};
 use banyan_core::tx::SignedTx;
@@ -384,6 +384,11 @@ impl RpcClient {
         self.typed(GET_SIDECHAINS, json!([])).await
     }
 
+    /// One sidechain's record, committee and rotation (`banyan_getSidechain`).
+    pub async fn sidechain(&self, chain: ChainId) -> Result<SidechainView, RpcError> {
+        self.typed(GET_SIDECHAIN, json!({"chain": chain.0})).await
+    }
+
     /// Start hosting the test chain `chain` (`banyan_startTestChain`, admin).
     pub async fn start_test_chain(&self, chain: ChainId) -> Result<ChainStatus, RpcError> {
         self.typed(START_TEST_CHAIN, json!({"chain": chain.0}))
@@ -487,6 +492,11 @@ impl BlockingRpcClient {
     /// See [`RpcClient::sidechains`].
     pub fn sidechains(&self) -> Result<SidechainsView, RpcError> {
         self.rt.block_on(self.inner.sidechains())
+    }
+
+    /// See [`RpcClient::sidechain`].
+    pub fn sidechain(&self, chain: ChainId) -> Result<SidechainView, RpcError> {
+        self.rt.block_on(self.inner.sidechain(chain))
     }
 
     /// See [`RpcClient::start_test_chain`].

@@ -14,6 +14,7 @@
 //! | `banyan_getValidators` | `chain`?: number (0) | [`ValidatorsView`](crate::api::ValidatorsView) |
 //! | `banyan_status` | none | [`NodeStatus`](crate::api::NodeStatus) |
 //! | `banyan_getSidechains` | none | [`SidechainsView`](crate::api::SidechainsView) |
+//! | `banyan_getSidechain` | `chain`: number | [`SidechainView`](crate::api::SidechainView) |
 //! | `banyan_startTestChain` (admin) | `chain`: number (not 0) | [`ChainStatus`](crate::api::ChainStatus) |
 //! | `banyan_stopChain` (admin) | `chain`: number (not 0) | `null` |
 //!
@@ -117,13 +118,15 @@ pub const GET_VALIDATORS: &str = "banyan_getValidators";
 pub const STATUS: &str = "banyan_status";
 /// `banyan_getSidechains`.
 pub const GET_SIDECHAINS: &str = "banyan_getSidechains";
+/// `banyan_getSidechain`.
+pub const GET_SIDECHAIN: &str = "banyan_getSidechain";
 /// `banyan_startTestChain` (admin).
 pub const START_TEST_CHAIN: &str = "banyan_startTestChain";
 /// `banyan_stopChain` (admin).
 pub const STOP_CHAIN: &str = "banyan_stopChain";
 /// Every method the server knows (also the `method` label values of the RPC metrics, besides
 /// `unknown`).
-pub const METHODS: [&str; 10] = [
+pub const METHODS: [&str; 11] = [
     SUBMIT_TX,
     SUBMIT_TXS,
     GET_ACCOUNT,
@@ -132,6 +135,7 @@ pub const METHODS: [&str; 10] = [
     GET_VALIDATORS,
     STATUS,
     GET_SIDECHAINS,
+    GET_SIDECHAIN,
     START_TEST_CHAIN,
     STOP_CHAIN,
 ];

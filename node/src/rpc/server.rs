@@ -48,9 +48,9 @@ use super::body::{parse_body, read_body, BodyError, ParseFailure, BUDGET_UNIT_BY
 use super::limiter::{ClientKey, ClientLimits, Clients, ConnectionGuard, Refused};
 use super::{
     decode_tx_hex, ErrorObject, BODY_TIMEOUT, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER,
-    GET_SIDECHAINS, GET_VALIDATORS, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHODS,
-    METHOD_NOT_FOUND, PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, START_TEST_CHAIN, STATUS,
-    STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
+    GET_SIDECHAIN, GET_SIDECHAINS, GET_VALIDATORS, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
+    METHODS, METHOD_NOT_FOUND, PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, START_TEST_CHAIN,
+    STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
 use crate::api::{ApiError, NodeApi, Submitted};
 use crate::metrics::Metrics;
@@ -1029,6 +1029,11 @@ fn call(state: &State, method: &str, params: Option<Value>) -> Result<Vec<u8>, E
         GET_SIDECHAINS => {
             named(params, &[])?;
             to_json(&api.sidechains().map_err(api_err)?)
+        }
+        GET_SIDECHAIN => {
+            let p = named(params, &["chain"])?;
+            let chain = required_chain(&p)?;
+            to_json(&api.sidechain(chain).map_err(api_err)?)
         }
         START_TEST_CHAIN => {
             let p = named(params, &["chain"])?;

@@ -130,6 +130,10 @@ impl NodeApi for FakeNode {
         })
     }
 
+    fn sidechain(&self, chain: ChainId) -> Result<SidechainView, ApiError> {
+        Err(ApiError::NotFound(format!("sidechain {}", chain.0)))
+    }
+
     /// The fake runs the main chain only and serves no admin method.
     fn start_test_chain(&self, _chain: ChainId) -> Result<ChainStatus, ApiError> {
         Err(ApiError::Forbidden("admin methods are off".into()))
