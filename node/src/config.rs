@@ -299,6 +299,12 @@ pub struct NodeConfig {
     /// chain. Every validator of the network must list the same ids. Empty by default.
     #[serde(default)]
     pub test_chains: Vec<u32>,
+    /// Also run every running sidechain this validator is not assigned to, as a read-only
+    /// follower (each block checked against the committee the main chain assigned), so its
+    /// state can be queried here. Off by default: a validator runs only the sidechains whose
+    /// committee it sits in.
+    #[serde(default)]
+    pub follow_sidechains: bool,
 }
 
 /// Most test chains one node runs.

@@ -80,6 +80,10 @@ pub struct DevnetArgs {
     /// block. 0 for none.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=16))]
     pub sidechains: u16,
+    /// Leave a validator that exits down instead of restarting it (with a backoff of 1 s,
+    /// doubling to 30 s).
+    #[arg(long)]
+    pub no_restart: bool,
 }
 
 /// Where a devnet's pieces are.
@@ -501,7 +505,13 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             }
         }
         print_endpoints(&exe, &layout, &nodes, &sidechains);
-        supervise(&mut nodes, args.duration).await
+        let policy = Supervision {
+            exe: exe.clone(),
+            staked,
+            restart: !args.no_restart,
+            dir: layout.dir.clone(),
+        };
+        supervise(&mut nodes, &policy, args.duration).await
     });
     // SIGTERM to all first, so they shut down in parallel, then wait for each.
     for n in nodes.iter() {
@@ -516,11 +526,62 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     result
 }
 
-async fn supervise(nodes: &mut [NodeProcess], duration: Option<Duration>) -> Result<()> {
+/// How the devnet looks after its validator processes.
+struct Supervision {
+    exe: PathBuf,
+    /// The first `staked` processes are the validators with stake; the rest are standby.
+    staked: usize,
+    /// Restart a validator that exits.
+    restart: bool,
+    dir: PathBuf,
+}
+
+/// First wait before restarting a validator that exited; it doubles with each restart that
+/// does not stay up for [`STABLE_AFTER`], up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait before a restart.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A restarted validator up this long gets the first backoff again next time.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// The devnet stops on its own when more validators than BFT tolerates stay down this long.
+const HALT_GRACE: Duration = Duration::from_secs(60);
+
+/// What the supervisor knows of one process.
+struct Watch {
+    restarts: u32,
+    backoff: Duration,
+    /// When it went down (None while up).
+    down_since: Option<Instant>,
+    /// When to start it again, if it is to be restarted.
+    restart_at: Option<Instant>,
+    up_since: Instant,
+}
+
+/// Keep the devnet running until Ctrl-C, SIGTERM or `duration`: a validator that exits is
+/// reported with its log tail and restarted with a backoff (unless `--no-restart`); the
+/// devnet stops on its own only when more validators than a BFT committee tolerates
+/// (`f = (n - 1) / 3` of the `n` staked) stay down past [`HALT_GRACE`], saying why.
+async fn supervise(
+    nodes: &mut [NodeProcess],
+    policy: &Supervision,
+    duration: Option<Duration>,
+) -> Result<()> {
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     // SIGTERM stops the children too, as Ctrl-C does (no validator is left running).
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut watch: Vec<Watch> = nodes
+        .iter()
+        .map(|_| Watch {
+            restarts: 0,
+            backoff: FIRST_BACKOFF,
+            down_since: None,
+            restart_at: None,
+            up_since: Instant::now(),
+        })
+        .collect();
+    let tolerated = policy.staked.saturating_sub(1) / 3;
+    let mut halted_since: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -535,17 +596,108 @@ async fn supervise(nodes: &mut [NodeProcess], duration: Option<Duration>) -> Res
                 return Ok(());
             }
             _ = tick.tick() => {
-                for n in nodes.iter_mut() {
-                    if let Some(child) = n.child.as_mut() {
-                        if let Ok(Some(status)) = child.try_wait() {
-                            n.child = None;
-                            bail!("validator {} exited ({status}); last lines of its log:\n{}", n.name, n.log_tail(20));
-                        }
+                let now = Instant::now();
+                for (n, w) in nodes.iter_mut().zip(watch.iter_mut()) {
+                    watch_one(n, w, policy, now);
+                }
+                let down: Vec<&str> = nodes
+                    .iter()
+                    .zip(&watch)
+                    .take(policy.staked)
+                    .filter(|(_, w)| w.down_since.is_some())
+                    .map(|(n, _)| n.name.as_str())
+                    .collect();
+                if down.len() > tolerated {
+                    let since = *halted_since.get_or_insert_with(|| {
+                        eprintln!(
+                            "{} of {} validators are down ({}), more than the {tolerated} a \
+                             committee of {} tolerates: the chain cannot commit until enough \
+                             are back{}",
+                            down.len(),
+                            policy.staked,
+                            down.join(", "),
+                            policy.staked,
+                            if policy.restart { " (restarting them)" } else { "" }
+                        );
+                        now
+                    });
+                    if now.duration_since(since) > HALT_GRACE {
+                        bail!(
+                            "{} of {} validators stayed down for {} s ({}): the chain has \
+                             halted, so the devnet stops. Its data is intact: see the \
+                             node.log files, then run `banyan devnet --dir {}` to restart it",
+                            down.len(),
+                            policy.staked,
+                            HALT_GRACE.as_secs(),
+                            down.join(", "),
+                            policy.dir.display()
+                        );
                     }
+                } else if halted_since.take().is_some() {
+                    eprintln!(
+                        "{} of {} validators are up again: the chain can commit",
+                        policy.staked - down.len(),
+                        policy.staked
+                    );
                 }
             }
         }
     }
+}
+
+/// One look at one process: notice an exit, restart when due.
+fn watch_one(n: &mut NodeProcess, w: &mut Watch, policy: &Supervision, now: Instant) {
+    if let Some(child) = n.child.as_mut() {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                n.child = None;
+                w.down_since = Some(now);
+                eprintln!(
+                    "validator {} exited ({status}); last lines of {}:\n{}",
+                    n.name,
+                    n.home.join("node.log").display(),
+                    n.log_tail(20)
+                );
+                if policy.restart {
+                    if now.duration_since(w.up_since) > STABLE_AFTER {
+                        w.backoff = FIRST_BACKOFF;
+                    }
+                    w.restart_at = Some(now + w.backoff);
+                    eprintln!(
+                        "restarting {} in {} s (restart {})",
+                        n.name,
+                        w.backoff.as_secs(),
+                        w.restarts + 1
+                    );
+                } else {
+                    eprintln!("{} stays down (--no-restart)", n.name);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("cannot check on validator {}: {e}", n.name),
+        }
+        return;
+    }
+    let Some(at) = w.restart_at else {
+        return;
+    };
+    if now < at {
+        return;
+    }
+    w.restarts += 1;
+    match n.spawn(&policy.exe) {
+        Ok(()) => {
+            eprintln!("validator {} restarted (restart {})", n.name, w.restarts);
+            w.down_since = None;
+            w.restart_at = None;
+            w.up_since = now;
+        }
+        Err(e) => {
+            eprintln!("cannot restart validator {}: {e:#}", n.name);
+            w.restart_at = Some(now + w.backoff);
+        }
+    }
+    w.backoff = (w.backoff * 2).min(MAX_BACKOFF);
 }
 
 /// The demo account as a client of `node` sees it: keys, the network it signs for and its

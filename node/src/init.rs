@@ -116,6 +116,7 @@ pub fn config(
         rpc: crate::config::RpcSection::default(),
         peers,
         test_chains: Vec::new(),
+        follow_sidechains: false,
     }
 }
 

@@ -256,6 +256,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         node.clone(),
         node.assignments.clone(),
         node.factory.key.public_key(),
+        cfg.follow_sidechains,
         supervisor_stop.clone(),
     )?;
     {

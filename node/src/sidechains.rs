@@ -38,13 +38,15 @@ pub enum Decision {
 }
 
 /// The decision for sidechain `record` at main epoch `epoch`, given whether this validator
-/// serves on the committee the main chain assigned it for `epoch` and, when its instance
-/// runs here, whether it sits in the committee of the sidechain's current epoch.
+/// serves on the committee the main chain assigned it for `epoch`, when its instance runs
+/// here whether it sits in the committee of the sidechain's current epoch, and whether the
+/// node follows every running sidechain (`follow_sidechains`).
 pub fn decide(
     record: &SidechainRecord,
     epoch: Epoch,
     member: bool,
     serving: Option<bool>,
+    follow_all: bool,
 ) -> Decision {
     if !record.runs_in(epoch.0) {
         // Not activated yet (nothing to stop) or retired (stop).
@@ -54,7 +56,7 @@ pub fn decide(
             Decision::Stop
         };
     }
-    if member {
+    if member || follow_all {
         return Decision::Run;
     }
     match serving {
@@ -70,6 +72,7 @@ pub fn spawn_supervisor(
     node: Arc<Node>,
     assignments: Arc<Assignments>,
     me: BlsPublicKey,
+    follow_all: bool,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -77,7 +80,7 @@ pub fn spawn_supervisor(
         .spawn(move || {
             let mut last_report: Option<(String, Instant)> = None;
             while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = reconcile(&node, &assignments, &me) {
+                if let Err(e) = reconcile(&node, &assignments, &me, follow_all) {
                     let text = format!("{e:#}");
                     let repeat = last_report
                         .as_ref()
@@ -94,7 +97,12 @@ pub fn spawn_supervisor(
 }
 
 /// One look at the main chain: start and stop instances as [`decide`] says.
-fn reconcile(node: &Node, assignments: &Arc<Assignments>, me: &BlsPublicKey) -> Result<()> {
+fn reconcile(
+    node: &Node,
+    assignments: &Arc<Assignments>,
+    me: &BlsPublicKey,
+    follow_all: bool,
+) -> Result<()> {
     let Some(epoch) = assignments.latest_epoch()? else {
         return Ok(());
     };
@@ -112,7 +120,7 @@ fn reconcile(node: &Node, assignments: &Arc<Assignments>, me: &BlsPublicKey) -> 
         let serving = instance
             .as_ref()
             .map(|i| i.shared().status.committee_index.is_some());
-        match decide(record, epoch, member, serving) {
+        match decide(record, epoch, member, serving, follow_all) {
             Decision::Run if instance.is_none() => {
                 let setup = node.sidechain_setup(*chain, record, assignments)?;
                 node.add_chain(setup)?;
@@ -137,4 +145,58 @@ fn reconcile(node: &Node, assignments: &Arc<Assignments>, me: &BlsPublicKey) -> 
 /// Whether `chain` is a spawned sidechain's id.
 pub fn is_sidechain(chain: ChainId) -> bool {
     chain.0 & banyan_core::tx::SIDECHAIN_ID_BIT != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banyan_core::ids::{Address, Amount};
+    use banyan_core::value::SidechainStatus;
+
+    fn record(activation: u32, status: SidechainStatus) -> SidechainRecord {
+        SidechainRecord {
+            spawner: Address([7; 32]),
+            deposit: Amount(1_000_000),
+            committee_size: 4,
+            block_time_ms: 500,
+            epoch_length: 100,
+            activation_epoch: activation,
+            status,
+        }
+    }
+
+    #[test]
+    fn instances_start_for_members_and_stop_after_leaving_or_retirement() {
+        let active = record(3, SidechainStatus::Active);
+        // Not activated yet: nothing to do, member or not.
+        assert_eq!(decide(&active, Epoch(2), false, None, true), Decision::Keep);
+        // Assigned: run (a newcomer follows until its epoch); following all: run too.
+        assert_eq!(decide(&active, Epoch(3), true, None, false), Decision::Run);
+        assert_eq!(decide(&active, Epoch(5), false, None, true), Decision::Run);
+        // Not assigned and not running: leave it.
+        assert_eq!(
+            decide(&active, Epoch(5), false, None, false),
+            Decision::Keep
+        );
+        // Left the assignment but still in the sidechain's current committee: serve it out.
+        assert_eq!(
+            decide(&active, Epoch(5), false, Some(true), false),
+            Decision::Keep
+        );
+        // Out of both: stop.
+        assert_eq!(
+            decide(&active, Epoch(5), false, Some(false), false),
+            Decision::Stop
+        );
+        // Retired in epoch 6: runs through 6, stops from 7 whatever the membership.
+        let retired = record(3, SidechainStatus::Retired { from_epoch: 7 });
+        assert_eq!(
+            decide(&retired, Epoch(6), true, Some(true), false),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(&retired, Epoch(7), true, Some(true), true),
+            Decision::Stop
+        );
+    }
 }
