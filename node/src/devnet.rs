@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Nonce};
 use banyan_core::tx::TxBody;
 use banyan_mainchain::genesis::{GenesisAccount, GenesisFile, GenesisValidator};
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,8 +39,12 @@ pub const DEVNET_UNBONDING_EPOCHS: u64 = 1;
 /// Arguments of `banyan devnet`.
 #[derive(Debug, Args)]
 pub struct DevnetArgs {
+    /// Act on one validator of a running devnet, or show each validator's state; without
+    /// one, create (or restart) the devnet and run it.
+    #[command(subcommand)]
+    pub action: Option<DevnetAction>,
     /// Directory holding the whole devnet (keys, genesis, node directories, logs).
-    #[arg(long, default_value = "./devnet")]
+    #[arg(long, default_value = "./devnet", global = true)]
     pub dir: PathBuf,
     /// Number of validators.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -84,6 +88,234 @@ pub struct DevnetArgs {
     /// doubling to 30 s).
     #[arg(long)]
     pub no_restart: bool,
+}
+
+/// What `banyan devnet <action>` does to a running devnet (its supervisor carries it out).
+#[derive(Debug, Clone, Subcommand)]
+pub enum DevnetAction {
+    /// Stop one validator (SIGTERM) and keep it down until `banyan devnet start`.
+    ///
+    /// Example: `banyan devnet stop v1 --dir ./devnet`
+    Stop {
+        /// The validator's name, as the devnet printed it (v0, v1, ...).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Start a validator that is down (stopped, or left down by --no-restart).
+    ///
+    /// Example: `banyan devnet start v1 --dir ./devnet`
+    Start {
+        /// The validator's name (v0, v1, ...).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Restart one validator: SIGTERM, then started again at once.
+    ///
+    /// Example: `banyan devnet restart v1 --dir ./devnet`
+    Restart {
+        /// The validator's name (v0, v1, ...).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Each validator's state: up or down, restarts, and its main chain's height, epoch,
+    /// round and peers. Run it again to refresh.
+    ///
+    /// Example: `banyan devnet status --dir ./devnet`
+    Status,
+}
+
+/// Files in a validator's directory through which `banyan devnet <action>` and the running
+/// devnet's supervisor talk: the process id, a hold (do not restart), a start request and the
+/// restart count.
+const PID_FILE: &str = "pid";
+const HOLD_FILE: &str = "hold";
+const START_FILE: &str = "start-request";
+const RESTARTS_FILE: &str = "restarts";
+/// The running devnet's own process id, in the devnet directory.
+const DEVNET_PID_FILE: &str = "devnet.pid";
+
+/// Whether process `pid` is alive and its command line holds `needle`.
+fn process_alive(pid: u32, needle: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .any(|a| String::from_utf8_lossy(a) == needle)
+        })
+        .unwrap_or(false)
+}
+
+/// The pid in `path`, if the process is alive and its command line holds `needle`.
+fn live_pid(path: &Path, needle: &str) -> Option<u32> {
+    let pid = std::fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse::<u32>()
+        .ok()?;
+    process_alive(pid, needle).then_some(pid)
+}
+
+/// Carry out `banyan devnet <action>` on the devnet in `dir`.
+pub fn control(dir: &Path, action: DevnetAction, out: &mut dyn std::io::Write) -> Result<()> {
+    let layout = Layout {
+        dir: dir.to_path_buf(),
+    };
+    let nodes = processes(&layout)?;
+    if nodes.is_empty() {
+        bail!(
+            "{} is not a devnet directory; create one with `banyan devnet --dir {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let supervisor = live_pid(&dir.join(DEVNET_PID_FILE), "devnet");
+    let node = |name: &str| -> Result<&NodeProcess> {
+        nodes.iter().find(|n| n.name == name).ok_or_else(|| {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            anyhow!(
+                "no validator {name} in {}; it has {}",
+                dir.display(),
+                names.join(", ")
+            )
+        })
+    };
+    // The pid file is the supervisor's; the process must still be a `banyan start`.
+    let pid_of = |n: &NodeProcess| live_pid(&n.home.join(PID_FILE), "start");
+    let need_supervisor = || -> Result<()> {
+        if supervisor.is_none() {
+            bail!(
+                "no devnet is running in {}; start it with `banyan devnet --dir {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Ok(())
+    };
+    match action {
+        DevnetAction::Status => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            writeln!(
+                out,
+                "devnet {}: {}",
+                dir.display(),
+                if supervisor.is_some() {
+                    "running"
+                } else {
+                    "not running"
+                }
+            )?;
+            writeln!(
+                out,
+                "{:<6} {:<12} {:>8} {:>8} {:>6} {:>8} {:>6}",
+                "name", "state", "restarts", "height", "epoch", "round", "peers"
+            )?;
+            for n in &nodes {
+                let restarts = std::fs::read_to_string(n.home.join(RESTARTS_FILE))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .unwrap_or(0);
+                let state = match (pid_of(n), n.home.join(HOLD_FILE).exists()) {
+                    (Some(_), _) => "up",
+                    (None, true) => "down (held)",
+                    (None, false) => "down",
+                };
+                let status = rt.block_on(async {
+                    let client = RpcClient::new(&n.rpc_url()).ok()?;
+                    client.status().await.ok()
+                });
+                let (height, epoch, round, peers) = match status.as_ref() {
+                    Some(s) => {
+                        let main = s.chains.first();
+                        (
+                            main.map(|c| c.height.to_string()).unwrap_or_default(),
+                            main.map(|c| c.epoch.to_string()).unwrap_or_default(),
+                            main.map(|c| c.round.to_string()).unwrap_or_default(),
+                            format!("{}/{}", s.peers_connected, s.peers_configured),
+                        )
+                    }
+                    None => ("-".into(), "-".into(), "-".into(), "-".into()),
+                };
+                writeln!(
+                    out,
+                    "{:<6} {:<12} {:>8} {:>8} {:>6} {:>8} {:>6}",
+                    n.name, state, restarts, height, epoch, round, peers
+                )?;
+            }
+            Ok(())
+        }
+        DevnetAction::Stop { name } => {
+            need_supervisor()?;
+            let n = node(&name)?;
+            let Some(pid) = pid_of(n) else {
+                bail!("{name} is not running; `banyan devnet start {name}` starts it");
+            };
+            std::fs::write(n.home.join(HOLD_FILE), b"held by banyan devnet stop\n")
+                .with_context(|| format!("cannot write {}", n.home.display()))?;
+            terminate(pid as i32);
+            wait_for(Duration::from_secs(20), || pid_of(n).is_none())
+                .with_context(|| format!("{name} did not stop within 20 s"))?;
+            writeln!(
+                out,
+                "{name} stopped; it stays down until `banyan devnet start {name} --dir {}`",
+                dir.display()
+            )?;
+            Ok(())
+        }
+        DevnetAction::Start { name } => {
+            need_supervisor()?;
+            let n = node(&name)?;
+            if let Some(pid) = pid_of(n) {
+                bail!("{name} is already running (pid {pid})");
+            }
+            let _ = std::fs::remove_file(n.home.join(HOLD_FILE));
+            std::fs::write(n.home.join(START_FILE), b"")
+                .with_context(|| format!("cannot write {}", n.home.display()))?;
+            wait_for(Duration::from_secs(20), || pid_of(n).is_some()).with_context(|| {
+                format!(
+                    "{name} did not start within 20 s; see {}/node.log",
+                    n.home.display()
+                )
+            })?;
+            writeln!(out, "{name} started")?;
+            Ok(())
+        }
+        DevnetAction::Restart { name } => {
+            need_supervisor()?;
+            let n = node(&name)?;
+            let Some(pid) = pid_of(n) else {
+                bail!("{name} is not running; `banyan devnet start {name}` starts it");
+            };
+            let _ = std::fs::remove_file(n.home.join(HOLD_FILE));
+            std::fs::write(n.home.join(START_FILE), b"")
+                .with_context(|| format!("cannot write {}", n.home.display()))?;
+            terminate(pid as i32);
+            wait_for(Duration::from_secs(30), || {
+                pid_of(n).is_some_and(|p| p != pid)
+            })
+            .with_context(|| {
+                format!(
+                    "{name} did not come back within 30 s; see {}/node.log",
+                    n.home.display()
+                )
+            })?;
+            writeln!(out, "{name} restarted")?;
+            Ok(())
+        }
+    }
+}
+
+/// Poll `done` every 100 ms until it holds, or fail after `timeout`.
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> Result<()> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > timeout {
+            bail!("timed out");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// Where a devnet's pieces are.
@@ -338,6 +570,8 @@ impl NodeProcess {
             .stderr(err)
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
+        // `banyan devnet stop|restart` find the process by this file.
+        let _ = std::fs::write(self.home.join(PID_FILE), child.id().to_string());
         self.child = Some(child);
         Ok(())
     }
@@ -439,6 +673,9 @@ pub async fn wait_for_height(
 
 /// Run `banyan devnet`.
 pub fn run(args: DevnetArgs) -> Result<()> {
+    if let Some(action) = args.action.clone() {
+        return control(&args.dir, action, &mut std::io::stdout());
+    }
     let layout = Layout {
         dir: args.dir.clone(),
     };
@@ -582,6 +819,11 @@ async fn supervise(
         .collect();
     let tolerated = policy.staked.saturating_sub(1) / 3;
     let mut halted_since: Option<Instant> = None;
+    // `banyan devnet <action>` checks that a devnet runs here by this file.
+    let _ = std::fs::write(
+        policy.dir.join(DEVNET_PID_FILE),
+        std::process::id().to_string(),
+    );
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -652,6 +894,20 @@ fn watch_one(n: &mut NodeProcess, w: &mut Watch, policy: &Supervision, now: Inst
             Ok(Some(status)) => {
                 n.child = None;
                 w.down_since = Some(now);
+                if n.home.join(HOLD_FILE).exists() {
+                    eprintln!(
+                        "validator {} stopped by `banyan devnet stop`; it stays down until \
+                         `banyan devnet start {}`",
+                        n.name, n.name
+                    );
+                    w.restart_at = None;
+                    return;
+                }
+                if n.home.join(START_FILE).exists() {
+                    // `banyan devnet restart`: started again below, at once.
+                    eprintln!("validator {} stopped by `banyan devnet restart`", n.name);
+                    return;
+                }
                 eprintln!(
                     "validator {} exited ({status}); last lines of {}:\n{}",
                     n.name,
@@ -678,13 +934,19 @@ fn watch_one(n: &mut NodeProcess, w: &mut Watch, policy: &Supervision, now: Inst
         }
         return;
     }
-    let Some(at) = w.restart_at else {
-        return;
-    };
-    if now < at {
-        return;
+    let requested = n.home.join(START_FILE).exists();
+    if requested {
+        let _ = std::fs::remove_file(n.home.join(START_FILE));
+    } else {
+        let Some(at) = w.restart_at else {
+            return;
+        };
+        if now < at || n.home.join(HOLD_FILE).exists() {
+            return;
+        }
     }
     w.restarts += 1;
+    let _ = std::fs::write(n.home.join(RESTARTS_FILE), w.restarts.to_string());
     match n.spawn(&policy.exe) {
         Ok(()) => {
             eprintln!("validator {} restarted (restart {})", n.name, w.restarts);

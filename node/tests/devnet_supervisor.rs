@@ -1,7 +1,8 @@
 //! `banyan devnet` as a supervisor of its validator processes: a validator killed with
 //! SIGKILL is reported and restarted while the others keep committing, and it catches up;
-//! with two of four killed at once (more than a committee of four tolerates) the devnet says
-//! the chain cannot commit, restarts both, and the chain resumes; SIGTERM stops everything.
+//! `banyan devnet stop|status|start` act on one validator by hand; with two of four killed
+//! at once (more than a committee of four tolerates) the devnet says the chain cannot commit,
+//! restarts both, and the chain resumes; SIGTERM stops everything.
 
 use banyan_node::rpc::client::RpcClient;
 use std::path::{Path, PathBuf};
@@ -169,6 +170,67 @@ async fn the_devnet_restarts_killed_validators_and_reports_a_halt() {
     let now = height(&rpc[0]).await;
     wait_height(&rpc[1], now, Duration::from_secs(60), "v1 catches up").await;
     assert_ne!(pid_of(&devnet.dir.join("v1")), Some(v1), "a new process");
+
+    // By hand: `devnet stop` keeps v1 down (no restart), `devnet status` says so, the others
+    // commit; `devnet start` brings it back and it catches up.
+    let control = |args: &[&str]| -> String {
+        let out = Command::new(EXE)
+            .arg("devnet")
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("run banyan devnet <action>");
+        assert!(
+            out.status.success(),
+            "banyan devnet {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = control(&["stop", "v1"]);
+    assert!(said.contains("v1 stopped; it stays down"), "{said}");
+    let before = height(&rpc[0]).await;
+    wait_height(
+        &rpc[0],
+        before + 5,
+        Duration::from_secs(30),
+        "three commit, v1 held",
+    )
+    .await;
+    assert_eq!(pid_of(&devnet.dir.join("v1")), None, "v1 stays down");
+    let table = control(&["status"]);
+    let v1_line = table
+        .lines()
+        .find(|l| l.starts_with("v1 "))
+        .unwrap_or_else(|| panic!("no v1 in:\n{table}"));
+    assert!(v1_line.contains("down (held)"), "{table}");
+    assert!(
+        table.lines().filter(|l| l.contains(" up ")).count() == 3,
+        "{table}"
+    );
+    let said = control(&["start", "v1"]);
+    assert!(said.contains("v1 started"), "{said}");
+    let now = height(&rpc[0]).await;
+    wait_height(
+        &rpc[1],
+        now,
+        Duration::from_secs(60),
+        "v1 catches up after start",
+    )
+    .await;
+    // Unknown names and a stop of a stopped validator are clear errors.
+    let out = Command::new(EXE)
+        .args(["devnet", "stop", "v9", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no validator v9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Two killed at once: more than f = 1 of 4; said so, both restarted, the chain resumes.
     let mark = devnet.stderr().len();

@@ -245,7 +245,8 @@ where
 async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rotates() {
     let _serial = cluster::SERIAL.lock().await;
     const MAIN_EPOCH: u64 = 20;
-    const SIDE_EPOCH: u64 = 30;
+    // Long enough (200 blocks of 100 ms) that the kill -9 below happens within epoch 0.
+    const SIDE_EPOCH: u64 = 200;
     let mut c = Cluster::create(5, 0, MAIN_EPOCH);
     c.start_all(5);
     for i in 0..5 {
@@ -274,7 +275,7 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
             "--committee-size",
             "4",
             "--block-time-ms",
-            "200",
+            "100",
             "--epoch-length",
             &SIDE_EPOCH.to_string(),
             "--deposit",
@@ -394,14 +395,21 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
     let ids = |v: banyan_node::api::ValidatorsView| -> std::collections::BTreeSet<String> {
         v.committee.into_iter().map(|m| m.validator_id).collect()
     };
-    let first_committee = ids(client.validators_on(id).await.expect("validators"));
+    let first_committee: std::collections::BTreeSet<String> = members
+        .iter()
+        .map(|&i| c.node_keys(i).1.validator_id.to_hex())
+        .collect();
     let started = std::time::Instant::now();
-    let (changed_at, new_committee) = loop {
-        let v = client.validators_on(id).await.expect("validators");
-        let epoch = v.epoch;
-        let now = ids(v);
-        if now != first_committee {
-            break (epoch, now);
+    let (changed_at, new_committee) = 'found: loop {
+        // Any node hosting it answers (a member rotated out stops its instance).
+        for i in 0..5 {
+            if let Ok(v) = c.client(i).validators_on(id).await {
+                let epoch = v.epoch;
+                let now = ids(v);
+                if now != first_committee {
+                    break 'found (epoch, now);
+                }
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(180),
@@ -426,6 +434,21 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
         )
         .await;
     }
+    // At least a quorum of the new committee (three of four) past the hand-over.
+    wait_until(
+        Duration::from_secs(120),
+        "three nodes past the hand-over",
+        || async {
+            let mut past = 0;
+            for i in 0..5 {
+                if side_height(&c, i, id).await.unwrap_or(0) >= target {
+                    past += 1;
+                }
+            }
+            past >= 3
+        },
+    )
+    .await;
     let mut roots = Vec::new();
     for i in 0..5 {
         if side_height(&c, i, id).await.unwrap_or(0) >= target {
@@ -447,13 +470,34 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
             best_height = h;
         }
     }
+    // The longest gap between consecutive block timestamps around the hand-over (a figure
+    // for the report, not a pass criterion).
+    let boundary = changed_at * SIDE_EPOCH;
+    let newcomer = c.client(joined[0]);
+    let mut gap = 0;
+    let mut last = newcomer
+        .block_on(id, Some(boundary - 5))
+        .await
+        .expect("block")
+        .timestamp_ms;
+    for h in boundary - 4..=target {
+        let t = newcomer
+            .block_on(id, Some(h))
+            .await
+            .expect("block")
+            .timestamp_ms;
+        gap = gap.max(t - last);
+        last = t;
+    }
     eprintln!(
-        "sidechain {}: committee changed at its epoch {changed_at}, joined {joined:?}",
+        "sidechain {}: committee changed at its epoch {changed_at}, joined {joined:?}; longest \
+         block gap around the hand-over {gap} ms",
         id.0
     );
 
     // Retired by its spawner: every instance stops (the data stays).
     sidechain_cli(&c, Some(demo.clone()), &["retire", &id.0.to_string()]).expect("retire");
+    let retire_committed = std::time::Instant::now();
     let retired = client.sidechain(id).await.expect("sidechain");
     assert_eq!(retired.status, "retired");
     let from = retired.retired_from_epoch.expect("retirement epoch");
@@ -466,6 +510,11 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
         !any
     })
     .await;
+    eprintln!(
+        "sidechain {}: every instance stopped {} ms after the retirement committed",
+        id.0,
+        retire_committed.elapsed().as_millis()
+    );
 
     // The committees recorded by the instances are the ones sortition recomputes, each for
     // the main epoch in progress when the sidechain epoch before it ended.
@@ -489,6 +538,7 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
                 .expect("the block ending the epoch before");
             main_epoch_at(&main, ending.header.timestamp_ms).max(activation)
         };
+        eprintln!("sidechain epoch {k}: committee of main epoch {main_epoch}");
         let want = recompute(&main, main_epoch);
         let mut want = want
             .iter()

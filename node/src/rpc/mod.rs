@@ -17,6 +17,7 @@
 //! | `banyan_getSidechain` | `chain`: number | [`SidechainView`](crate::api::SidechainView) |
 //! | `banyan_startTestChain` (admin) | `chain`: number (not 0) | [`ChainStatus`](crate::api::ChainStatus) |
 //! | `banyan_stopChain` (admin) | `chain`: number (not 0) | `null` |
+//! | `rpc.discover` | none | the OpenRPC document of these methods (`node/openrpc.json`) |
 //!
 //! Admin methods start and stop chain instances on the node; they answer [`FORBIDDEN`] unless
 //! the node's config sets `[rpc] admin = true` (the devnet does, on loopback).
@@ -124,9 +125,14 @@ pub const GET_SIDECHAIN: &str = "banyan_getSidechain";
 pub const START_TEST_CHAIN: &str = "banyan_startTestChain";
 /// `banyan_stopChain` (admin).
 pub const STOP_CHAIN: &str = "banyan_stopChain";
+/// `rpc.discover`: the OpenRPC document describing every method.
+pub const RPC_DISCOVER: &str = "rpc.discover";
+/// The OpenRPC document (`node/openrpc.json`), kept in the repository and served by
+/// `rpc.discover`; a test holds it equal to what the server answers.
+pub const OPENRPC_JSON: &str = include_str!("../../openrpc.json");
 /// Every method the server knows (also the `method` label values of the RPC metrics, besides
 /// `unknown`).
-pub const METHODS: [&str; 11] = [
+pub const METHODS: [&str; 12] = [
     SUBMIT_TX,
     SUBMIT_TXS,
     GET_ACCOUNT,
@@ -138,6 +144,7 @@ pub const METHODS: [&str; 11] = [
     GET_SIDECHAIN,
     START_TEST_CHAIN,
     STOP_CHAIN,
+    RPC_DISCOVER,
 ];
 
 /// A JSON-RPC error object: `{"code": .., "message": ..}`.

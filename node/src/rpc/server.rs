@@ -49,8 +49,8 @@ use super::limiter::{ClientKey, ClientLimits, Clients, ConnectionGuard, Refused}
 use super::{
     decode_tx_hex, ErrorObject, BODY_TIMEOUT, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER,
     GET_SIDECHAIN, GET_SIDECHAINS, GET_VALIDATORS, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
-    METHODS, METHOD_NOT_FOUND, PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, START_TEST_CHAIN,
-    STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
+    METHODS, METHOD_NOT_FOUND, PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, RPC_DISCOVER,
+    START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
 use crate::api::{ApiError, NodeApi, Submitted};
 use crate::metrics::Metrics;
@@ -1045,6 +1045,13 @@ fn call(state: &State, method: &str, params: Option<Value>) -> Result<Vec<u8>, E
             let chain = required_chain(&p)?;
             api.stop_chain(chain).map_err(api_err)?;
             to_json(&())
+        }
+        RPC_DISCOVER => {
+            named(params, &[])?;
+            let doc = serde_json::from_str::<Value>(super::OPENRPC_JSON).map_err(|e| {
+                ErrorObject::new(INTERNAL_ERROR, format!("the OpenRPC document: {e}"))
+            })?;
+            to_json(&doc)
         }
         other => Err(ErrorObject::new(
             METHOD_NOT_FOUND,
