@@ -579,7 +579,9 @@ impl Node {
                     if usize::from(params.committee_size) > validators =>
                 {
                     out[*i] = Some(Err(ApiError::Rejected(format!(
-                        "committee_size {} is more than the {validators} validators of the main                          chain: a committee never seats one validator twice; ask for at most                          {validators} seats",
+                        "committee_size {} is more than the {validators} validators of the main \
+                         chain: a committee never seats one validator twice; ask for at most \
+                         {validators} seats",
                         params.committee_size
                     ))));
                     false
