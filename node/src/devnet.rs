@@ -180,6 +180,21 @@ pub fn control(dir: &Path, action: DevnetAction, out: &mut dyn std::io::Write) -
     };
     // The pid file is the supervisor's; the process must still be a `banyan start`.
     let pid_of = |n: &NodeProcess| live_pid(&n.home.join(PID_FILE), "start");
+    let running = |n: &NodeProcess| -> Result<u32> {
+        pid_of(n).ok_or_else(|| {
+            anyhow!(
+                "{} is not running; `banyan devnet start {}` starts it",
+                n.name,
+                n.name
+            )
+        })
+    };
+    // Lift a hold and ask the supervisor to start the validator as soon as it is down.
+    let request_start = |n: &NodeProcess| -> Result<()> {
+        let _ = std::fs::remove_file(n.home.join(HOLD_FILE));
+        std::fs::write(n.home.join(START_FILE), b"")
+            .with_context(|| format!("cannot write {}", n.home.display()))
+    };
     let need_supervisor = || -> Result<()> {
         if supervisor.is_none() {
             bail!(
@@ -248,9 +263,7 @@ pub fn control(dir: &Path, action: DevnetAction, out: &mut dyn std::io::Write) -
         DevnetAction::Stop { name } => {
             need_supervisor()?;
             let n = node(&name)?;
-            let Some(pid) = pid_of(n) else {
-                bail!("{name} is not running; `banyan devnet start {name}` starts it");
-            };
+            let pid = running(n)?;
             std::fs::write(n.home.join(HOLD_FILE), b"held by banyan devnet stop\n")
                 .with_context(|| format!("cannot write {}", n.home.display()))?;
             terminate(pid as i32);
@@ -269,9 +282,7 @@ pub fn control(dir: &Path, action: DevnetAction, out: &mut dyn std::io::Write) -
             if let Some(pid) = pid_of(n) {
                 bail!("{name} is already running (pid {pid})");
             }
-            let _ = std::fs::remove_file(n.home.join(HOLD_FILE));
-            std::fs::write(n.home.join(START_FILE), b"")
-                .with_context(|| format!("cannot write {}", n.home.display()))?;
+            request_start(n)?;
             wait_for(Duration::from_secs(20), || pid_of(n).is_some()).with_context(|| {
                 format!(
                     "{name} did not start within 20 s; see {}/node.log",
@@ -284,12 +295,8 @@ pub fn control(dir: &Path, action: DevnetAction, out: &mut dyn std::io::Write) -
         DevnetAction::Restart { name } => {
             need_supervisor()?;
             let n = node(&name)?;
-            let Some(pid) = pid_of(n) else {
-                bail!("{name} is not running; `banyan devnet start {name}` starts it");
-            };
-            let _ = std::fs::remove_file(n.home.join(HOLD_FILE));
-            std::fs::write(n.home.join(START_FILE), b"")
-                .with_context(|| format!("cannot write {}", n.home.display()))?;
+            let pid = running(n)?;
+            request_start(n)?;
             terminate(pid as i32);
             wait_for(Duration::from_secs(30), || {
                 pid_of(n).is_some_and(|p| p != pid)

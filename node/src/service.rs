@@ -648,11 +648,6 @@ impl Node {
         })
     }
 
-    /// The instance of `chain`, if this node hosts it.
-    pub(crate) fn hosted(&self, chain: ChainId) -> Option<Arc<ChainInstance>> {
-        self.instance(chain)
-    }
-
     /// The setup of sidechain `chain` spawned as `record`: its genesis derived from the main
     /// chain (the block its activation epoch starts from, the committee assigned to it then),
     /// its committees from the main chain's assignments, its block interval its own.
@@ -709,7 +704,7 @@ impl Node {
     }
 
     /// The instance of `chain`, if this node hosts it.
-    fn instance(&self, chain: ChainId) -> Option<Arc<ChainInstance>> {
+    pub(crate) fn instance(&self, chain: ChainId) -> Option<Arc<ChainInstance>> {
         let chains = match self.chains.read() {
             Ok(c) => c,
             Err(p) => p.into_inner(),

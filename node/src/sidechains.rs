@@ -116,7 +116,7 @@ fn reconcile(
             .as_ref()
             .and_then(|a| a.committee(*chain))
             .is_some_and(|c| c.members().iter().any(|m| m.key.key() == me));
-        let instance = node.hosted(*chain);
+        let instance = node.instance(*chain);
         let serving = instance
             .as_ref()
             .map(|i| i.shared().status.committee_index.is_some());
