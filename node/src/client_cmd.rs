@@ -88,12 +88,12 @@ pub enum ChainCommand {
     /// Start hosting a test chain: a chain derived from the main chain's genesis (same
     /// validators and accounts, its own id and state). It resumes from its stored state if
     /// it ran on this node before. Start it on every validator for it to commit.
-    ///
-    /// Example: `banyan chain start 1 --rpc http://127.0.0.1:8545`
+    #[command(after_help = "Examples:
+  banyan chain start 1 --rpc http://127.0.0.1:8545")]
     Start(ChainArgs),
     /// Stop hosting a chain (not the main chain); its data stays in the node's store.
-    ///
-    /// Example: `banyan chain stop 1 --rpc http://127.0.0.1:8545`
+    #[command(after_help = "Examples:
+  banyan chain stop 1 --rpc http://127.0.0.1:8545")]
     Stop(ChainArgs),
 }
 
@@ -141,6 +141,11 @@ pub enum TxCommand {
     /// Signs a transfer with DIR/account.ed25519.json, submits it and prints its id. The nonce
     /// defaults to the account's committed nonce; pass --nonce when earlier transactions of the
     /// account are still pending.
+    #[command(after_help = "Examples:
+  banyan tx transfer --to ADDRESS --amount 1000 --keys devnet/demo \\
+      --password-file devnet/password --wait
+  banyan tx transfer --to ADDRESS --amount 5 --chain 2147483905 --keys devnet/demo \\
+      --password-file devnet/password --json")]
     Transfer(TransferArgs),
 }
 
@@ -195,13 +200,24 @@ pub struct TransferArgs {
 #[derive(Debug, Subcommand)]
 pub enum QueryCommand {
     /// Print an account's balance and next nonce.
+    #[command(after_help = "Examples:
+  banyan query balance ADDRESS --rpc http://127.0.0.1:8545
+  banyan query balance ADDRESS --chain 2147483905 --json")]
     Balance(BalanceArgs),
     /// Print a committed block (the latest without HEIGHT).
+    #[command(after_help = "Examples:
+  banyan query block
+  banyan query block 42 --chain 0 --json")]
     Block(BlockArgs),
     /// Print a committed block's commit proof: its header and descendants up to the block a
     /// quorum of the committee certified (what a light client checks).
+    #[command(after_help = "Examples:
+  banyan query certified-header 42 --json")]
     CertifiedHeader(BlockArgs),
     /// Print the current committee and the validator registry.
+    #[command(after_help = "Examples:
+  banyan query validators --rpc http://127.0.0.1:8545
+  banyan query validators --json")]
     Validators(ValidatorsArgs),
 }
 
@@ -263,10 +279,16 @@ pub enum ValidatorCommand {
     ///
     /// Sends a stake transaction on the main chain carrying the BLS public key and the proof of
     /// possession of DIR/validator.bls.pop.json, signed by the directory's account key.
+    #[command(after_help = "Examples:
+  banyan validator stake --amount 1000000 --keys devnet/v4/keys \\
+      --password-file devnet/password --wait")]
     Stake(StakeArgs),
     /// Withdraw stake; the validator leaves the set at the next epoch when its stake reaches
     /// zero. The coins are paid after the chain's unbonding period (`unbonding_epochs` in the
     /// genesis), and stay slashable until then.
+    #[command(after_help = "Examples:
+  banyan validator unstake --amount 1000000 --keys devnet/v4/keys \\
+      --password-file devnet/password --wait")]
     Unstake(StakeArgs),
     /// Report a validator that signed two conflicting votes or proposals (same chain, epoch
     /// and round, different blocks): its stake and unbonding coins are slashed and its key
@@ -277,6 +299,9 @@ pub enum ValidatorCommand {
     /// "signature": HEX}`, or `"proposals": [PROPOSAL, PROPOSAL]` with each PROPOSAL
     /// `{"chain", "epoch", "round", "block": HEX, "signature": HEX}` in place of `votes`. Without an offender, the account staking with the key is looked up
     /// on the node. The directory's account sends the report and pays its fee.
+    #[command(after_help = "Examples:
+  banyan validator report-equivocation --evidence evidence.json --keys devnet/demo \\
+      --password-file devnet/password --wait")]
     ReportEquivocation(ReportArgs),
 }
 
@@ -773,24 +798,25 @@ pub enum SidechainCommand {
     /// Spawn a sidechain: lock a deposit on the main chain and record the sidechain's
     /// parameters. Its id is printed (`sidechain: ID`); it runs from the next main-chain
     /// epoch. Only this account may retire it.
-    ///
-    /// Example: `banyan sidechain spawn --committee-size 4 --deposit 1000000 --keys devnet/demo
-    /// --password-file devnet/password --wait`
+    #[command(after_help = "Examples:
+  banyan sidechain spawn --committee-size 4 --deposit 1000000 --keys devnet/demo \\
+      --password-file devnet/password --wait")]
     Spawn(SpawnArgs),
     /// Retire a sidechain this account spawned: it is marked retired and its deposit comes
     /// back.
-    ///
-    /// Example: `banyan sidechain retire 2147483905 --keys devnet/demo --password-file
-    /// devnet/password --wait`
+    #[command(after_help = "Examples:
+  banyan sidechain retire 2147483905 --keys devnet/demo --password-file devnet/password \\
+      --wait")]
     Retire(RetireArgs),
     /// One sidechain: its parameters, the committee the main chain assigned it this epoch
     /// (who joined, who left), and its height on the node asked if that node hosts it.
-    ///
-    /// Example: `banyan sidechain status 2147483905 --rpc http://127.0.0.1:8545`
+    #[command(after_help = "Examples:
+  banyan sidechain status 2147483905 --rpc http://127.0.0.1:8545")]
     Status(SidechainStatusArgs),
     /// List the sidechains the main chain records, active and retired.
-    ///
-    /// Example: `banyan sidechain list --rpc http://127.0.0.1:8545`
+    #[command(after_help = "Examples:
+  banyan sidechain list --rpc http://127.0.0.1:8545
+  banyan sidechain list --json")]
     List(ListArgs),
 }
 

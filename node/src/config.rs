@@ -188,9 +188,8 @@ impl Default for RpcSection {
 }
 
 impl RpcSection {
-    /// The server's limits, or what is wrong with them.
-    pub fn limits(&self) -> Result<crate::rpc::server::RpcLimits> {
-        use std::time::Duration;
+    /// What is wrong with these settings, if anything: the key at fault and why.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
         for (name, value) in [
             ("max_body_bytes", self.max_body_bytes),
             ("max_batch", self.max_batch),
@@ -207,37 +206,58 @@ impl RpcSection {
             ("max_blocking_jobs", self.max_blocking_jobs),
         ] {
             if value == 0 {
-                bail!("[rpc] {name} must be at least 1");
+                return Some((name, format!("{name} must be at least 1")));
             }
         }
-        if self.header_read_timeout_ms == 0 || self.body_read_timeout_ms == 0 {
-            bail!("[rpc] header_read_timeout_ms and body_read_timeout_ms must be at least 1");
-        }
-        if self.rate_per_client_per_s == 0 {
-            bail!("[rpc] rate_per_client_per_s must be at least 1");
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            (
+                "rate_per_client_per_s",
+                u64::from(self.rate_per_client_per_s),
+            ),
+        ] {
+            if value == 0 {
+                return Some((name, format!("{name} must be at least 1")));
+            }
         }
         if (self.burst_per_client as usize) < self.max_batch {
-            bail!(
-                "[rpc] burst_per_client ({}) must be at least max_batch ({}), or full batches \
-                 are always refused",
-                self.burst_per_client,
-                self.max_batch
-            );
+            return Some((
+                "burst_per_client",
+                format!(
+                    "burst_per_client ({}) must be at least max_batch ({}), or full batches \
+                     are always refused",
+                    self.burst_per_client, self.max_batch
+                ),
+            ));
         }
         if self.max_clients < self.max_connections {
-            bail!(
-                "[rpc] max_clients ({}) must be at least max_connections ({}), so a new client \
-                 always finds room",
-                self.max_clients,
-                self.max_connections
-            );
+            return Some((
+                "max_clients",
+                format!(
+                    "max_clients ({}) must be at least max_connections ({}), so a new client \
+                     always finds room",
+                    self.max_clients, self.max_connections
+                ),
+            ));
         }
         if self.max_buffered_body_bytes < self.max_body_bytes {
-            bail!(
-                "[rpc] max_buffered_body_bytes ({}) must be at least max_body_bytes ({})",
-                self.max_buffered_body_bytes,
-                self.max_body_bytes
-            );
+            return Some((
+                "max_buffered_body_bytes",
+                format!(
+                    "max_buffered_body_bytes ({}) must be at least max_body_bytes ({})",
+                    self.max_buffered_body_bytes, self.max_body_bytes
+                ),
+            ));
+        }
+        None
+    }
+
+    /// The server's limits, or what is wrong with them.
+    pub fn limits(&self) -> Result<crate::rpc::server::RpcLimits> {
+        use std::time::Duration;
+        if let Some((_, why)) = self.problem() {
+            bail!("[rpc] {why}");
         }
         Ok(crate::rpc::server::RpcLimits {
             max_body_bytes: self.max_body_bytes,
@@ -328,6 +348,18 @@ pub fn read_small(path: &Path) -> Result<String> {
     Ok(s)
 }
 
+/// A value of a parsed config that `banyan start` would refuse: the key (`section` is the
+/// `[table]` it sits in, `None` at the top level) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueProblem {
+    /// The table holding the key, if not the top level.
+    pub section: Option<&'static str>,
+    /// The key.
+    pub key: &'static str,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
 impl NodeConfig {
     /// Load `path`, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<Self> {
@@ -337,8 +369,18 @@ impl NodeConfig {
                 path.display()
             )
         })?;
-        let mut cfg: NodeConfig = toml::from_str(&text)
+        let cfg = NodeConfig::parse(&text, path)
             .with_context(|| format!("{} is not a valid node config", path.display()))?;
+        if let Some(p) = cfg.value_problems().into_iter().next() {
+            bail!("{}: {}", path.display(), p.message);
+        }
+        Ok(cfg)
+    }
+
+    /// Parse the text of the config file at `path`, resolving relative paths against the
+    /// file's directory. The values are not checked: see [`NodeConfig::value_problems`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self, toml::de::Error> {
+        let mut cfg: NodeConfig = toml::from_str(text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut cfg.data_dir, &mut cfg.keys_dir, &mut cfg.genesis] {
             if p.is_relative() {
@@ -350,32 +392,49 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
-        if cfg.execution_threads == 0 || cfg.execution_threads > 64 {
-            bail!(
-                "{}: execution_threads must be between 1 and 64",
-                path.display()
-            );
+        Ok(cfg)
+    }
+
+    /// The values `banyan start` refuses (the `[rpc]` limits are checked apart, by
+    /// [`RpcSection::problem`]).
+    pub fn value_problems(&self) -> Vec<ValueProblem> {
+        let top = |key, message| ValueProblem {
+            section: None,
+            key,
+            message,
+        };
+        let mut out = Vec::new();
+        if self.execution_threads == 0 || self.execution_threads > 64 {
+            out.push(top(
+                "execution_threads",
+                "execution_threads must be between 1 and 64".to_string(),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
-        for &id in &cfg.test_chains {
+        for &id in &self.test_chains {
             if id == 0 {
-                bail!(
-                    "{}: test_chains lists 0, the main chain's id; list other ids (e.g. [1])",
-                    path.display()
-                );
-            }
-            if !seen.insert(id) {
-                bail!("{}: test_chains lists chain {id} twice", path.display());
+                out.push(top(
+                    "test_chains",
+                    "test_chains lists 0, the main chain's id; list other ids (e.g. [1])"
+                        .to_string(),
+                ));
+            } else if !seen.insert(id) {
+                out.push(top(
+                    "test_chains",
+                    format!("test_chains lists chain {id} twice"),
+                ));
             }
         }
-        if cfg.test_chains.len() > MAX_TEST_CHAINS {
-            bail!(
-                "{}: test_chains lists {} chains; at most {MAX_TEST_CHAINS}",
-                path.display(),
-                cfg.test_chains.len()
-            );
+        if self.test_chains.len() > MAX_TEST_CHAINS {
+            out.push(top(
+                "test_chains",
+                format!(
+                    "test_chains lists {} chains; at most {MAX_TEST_CHAINS}",
+                    self.test_chains.len()
+                ),
+            ));
         }
-        Ok(cfg)
+        out
     }
 
     /// Write as TOML.

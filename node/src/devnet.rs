@@ -94,24 +94,24 @@ pub struct DevnetArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum DevnetAction {
     /// Stop one validator (SIGTERM) and keep it down until `banyan devnet start`.
-    ///
-    /// Example: `banyan devnet stop v1 --dir ./devnet`
+    #[command(after_help = "Examples:
+  banyan devnet stop v1 --dir ./devnet")]
     Stop {
         /// The validator's name, as the devnet printed it (v0, v1, ...).
         #[arg(value_name = "NAME")]
         name: String,
     },
     /// Start a validator that is down (stopped, or left down by --no-restart).
-    ///
-    /// Example: `banyan devnet start v1 --dir ./devnet`
+    #[command(after_help = "Examples:
+  banyan devnet start v1 --dir ./devnet")]
     Start {
         /// The validator's name (v0, v1, ...).
         #[arg(value_name = "NAME")]
         name: String,
     },
     /// Restart one validator: SIGTERM, then started again at once.
-    ///
-    /// Example: `banyan devnet restart v1 --dir ./devnet`
+    #[command(after_help = "Examples:
+  banyan devnet restart v1 --dir ./devnet")]
     Restart {
         /// The validator's name (v0, v1, ...).
         #[arg(value_name = "NAME")]
@@ -119,8 +119,8 @@ pub enum DevnetAction {
     },
     /// Each validator's state: up or down, restarts, and its main chain's height, epoch,
     /// round and peers. Run it again to refresh.
-    ///
-    /// Example: `banyan devnet status --dir ./devnet`
+    #[command(after_help = "Examples:
+  banyan devnet status --dir ./devnet")]
     Status,
 }
 

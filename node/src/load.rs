@@ -21,6 +21,7 @@
 use crate::api::AccountView;
 use crate::cli::PasswordArgs;
 use crate::client_cmd::{load_keys, resolve_rpc_url};
+use crate::progress::Progress;
 use crate::rpc::client::{RpcClient, RpcError};
 use crate::rpc::NOT_FOUND;
 use anyhow::{bail, Context, Result};
@@ -285,18 +286,16 @@ async fn query_accounts(
         });
     }
     let mut views: Vec<Option<AccountView>> = vec![None; addresses.len()];
-    let mut done = 0usize;
+    let progress = Progress::new(what, addresses.len() as u64);
     while let Some(joined) = tasks.join_next().await {
         let (i, result) = joined.context("an account query task failed")?;
         let view = result.with_context(|| format!("cannot read load account {i}"))?;
         if let Some(slot) = views.get_mut(i) {
             *slot = Some(view);
         }
-        done += 1;
-        if done.is_multiple_of(2000) || done == addresses.len() {
-            eprintln!("{what}: {done}/{}", addresses.len());
-        }
+        progress.inc(1);
     }
+    progress.finish();
     views
         .into_iter()
         .enumerate()
@@ -410,7 +409,7 @@ async fn fund(
         );
     }
     let mut nonce = view.nonce;
-    let mut funded = 0usize;
+    let progress = Progress::new("funding accounts", recipients.len() as u64);
     for chunk in recipients.chunks(FUNDING_CHUNK) {
         let txs: Vec<SignedTx> = chunk
             .iter()
@@ -433,9 +432,9 @@ async fn fund(
             bail!("a funding transfer (chunk position {i}) was rejected: {e}");
         }
         wait_nonce(client, chain, &funder_address, nonce).await?;
-        funded += chunk.len();
-        eprintln!("funded {funded}/{} accounts", recipients.len());
+        progress.inc(chunk.len() as u64);
     }
+    progress.finish();
     Ok(())
 }
 
@@ -589,8 +588,10 @@ async fn run_async(
         let bodies: Vec<(usize, TxBody)> = (0..total)
             .map(|_| next_transfer(&mut accounts, &all, &mut rng, chain, network, args.fee))
             .collect();
-        eprintln!("signing {total} transactions before the window (--presign)");
-        Some(sign_all(&accounts, bodies).into_iter())
+        let progress = Progress::new("signing transactions", total);
+        let signed = sign_all(&accounts, bodies, &progress);
+        progress.finish();
+        Some(signed.into_iter())
     } else {
         None
     };
@@ -804,17 +805,30 @@ fn next_transfer(
 }
 
 /// Sign `bodies` (each with its sender's index) on every core, keeping their order.
-fn sign_all(accounts: &[Account], bodies: Vec<(usize, TxBody)>) -> Vec<(usize, SignedTx)> {
+fn sign_all(
+    accounts: &[Account],
+    bodies: Vec<(usize, TxBody)>,
+    progress: &Progress,
+) -> Vec<(usize, SignedTx)> {
+    /// Signatures between two progress updates.
+    const STEP: usize = 1024;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = bodies.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = bodies
             .chunks(chunk)
             .map(|part| {
+                let progress = progress.clone();
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|(s, body)| (*s, body.clone().sign(&accounts[*s].key)))
-                        .collect::<Vec<_>>()
+                    let mut signed = Vec::with_capacity(part.len());
+                    for step in part.chunks(STEP) {
+                        signed.extend(
+                            step.iter()
+                                .map(|(s, body)| (*s, body.clone().sign(&accounts[*s].key))),
+                        );
+                        progress.inc(step.len() as u64);
+                    }
+                    signed
                 })
             })
             .collect();

@@ -299,13 +299,15 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         metrics = %cfg.metrics_listen,
         "node started"
     );
-    eprintln!(
-        "banyan node {} running: JSON-RPC http://{}  metrics http://{}/metrics  p2p {}",
-        cfg.name,
-        cfg.rpc_listen,
-        cfg.metrics_listen,
-        network.local_addr()
-    );
+    if !json_logs() {
+        eprintln!(
+            "banyan node {} running: JSON-RPC http://{}  metrics http://{}/metrics  p2p {}",
+            cfg.name,
+            cfg.rpc_listen,
+            cfg.metrics_listen,
+            network.local_addr()
+        );
+    }
 
     let failed = wait_for_stop(&node).await;
     let _ = stop_tx.send(true);
@@ -325,7 +327,11 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
     if let Some(why) = failed {
         bail!("{why}");
     }
-    eprintln!("banyan node {} stopped", cfg.name);
+    if json_logs() {
+        tracing::info!(name = %cfg.name, "node stopped");
+    } else {
+        eprintln!("banyan node {} stopped", cfg.name);
+    }
     Ok(())
 }
 
@@ -1084,13 +1090,38 @@ impl Node {
     }
 }
 
+/// Whether the log is JSON lines ([`init_logging`] with [`LogFormat::Json`]), so that
+/// nothing else is written to standard error.
+///
+/// [`LogFormat::Json`]: crate::cli::LogFormat::Json
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether standard error carries JSON log lines only.
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Log to standard error through `tracing`; `RUST_LOG` filters (default `info`).
-pub fn init_logging() {
+pub fn init_logging(format: crate::cli::LogFormat) {
+    JSON_LOGS.store(
+        format == crate::cli::LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests run several nodes in one process) keeps the first.
+    let _ = match format {
+        crate::cli::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        crate::cli::LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
