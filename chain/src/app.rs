@@ -19,7 +19,7 @@ use banyan_core::tx::{outbox_leaves, Packet, SignedTx, StateKey, TxKind, MAX_TX_
 use banyan_core::value::StateValue;
 use banyan_dag::Executor;
 use banyan_ledger::Ledger;
-use banyan_ledger::{end_of_epoch, Effect, Failure, Outcome, Receipt, RejectAllProofs, VerifiedTx};
+use banyan_ledger::{end_of_epoch, Effect, Failure, Outcome, Receipt, SharedProofs, VerifiedTx};
 use banyan_vrf::seed::MAX_SEED_CONTRIBUTIONS;
 use banyan_vrf::{next_epoch_seed, SeedParams, VrfOutput, VrfProof};
 
@@ -137,6 +137,8 @@ pub struct ChainApp {
     by_id: HashMap<Digest, Arc<Executed>>,
     by_content: HashMap<ContentKey, Arc<Executed>>,
     failed: bool,
+    /// What the ledger asks about other chains (packet proofs, sidechain committees).
+    proofs: SharedProofs,
 }
 
 impl std::fmt::Debug for ChainApp {
@@ -275,6 +277,7 @@ impl ChainApp {
             by_id: HashMap::new(),
             by_content: HashMap::new(),
             failed: false,
+            proofs: SharedProofs::default(),
             params,
         })
     }
@@ -292,6 +295,14 @@ impl ChainApp {
     /// The chain's parameters.
     pub fn params(&self) -> &ChainParams {
         &self.params
+    }
+
+    /// Answer the ledger's questions about other chains with `proofs` (by default every packet
+    /// proof and checkpoint is refused). The main chain's host passes its committee
+    /// assignment, so that sidechain checkpoints can be verified.
+    pub fn with_proofs(mut self, proofs: SharedProofs) -> Self {
+        self.proofs = proofs;
+        self
     }
 
     /// The genesis block id.
@@ -413,7 +424,7 @@ impl ChainApp {
     ) -> Result<Executed, ChainError> {
         let started = Instant::now();
         let epoch = self.epoch_of(height);
-        let ledger = Ledger::new(self.params.chain, height, RejectAllProofs)
+        let ledger = Ledger::new(self.params.chain, height, self.proofs.clone())
             .with_staking(self.params.staking, epoch);
         let vtxs: Vec<VerifiedTx> = txs
             .iter()

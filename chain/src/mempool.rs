@@ -348,7 +348,8 @@ impl Cost {
             | TxKind::AcknowledgePacket { .. }
             | TxKind::TimeoutPacket { .. }
             | TxKind::ReportEquivocation { .. }
-            | TxKind::ReportProposalEquivocation { .. } => None,
+            | TxKind::ReportProposalEquivocation { .. }
+            | TxKind::SubmitCheckpoint { .. } => None,
         };
         match debit {
             None => Ok(Cost {

@@ -459,6 +459,17 @@ pub enum TxKind {
         /// The two proposals.
         evidence: Box<ProposalEquivocation>,
     },
+    /// Checkpoint a sidechain on the main chain (main chain only; anyone may send it): a
+    /// committed block of the sidechain, certified by the committee the main chain assigned it
+    /// in `main_epoch`, becomes its latest checkpoint (the main chain's light client of it).
+    SubmitCheckpoint {
+        /// The sidechain.
+        chain: ChainId,
+        /// The main-chain epoch whose assignment certified the block.
+        main_epoch: Epoch,
+        /// The block's commit proof.
+        proof: Box<CertifiedHeader>,
+    },
 }
 
 /// A piece of state a transaction may read or write.

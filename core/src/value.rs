@@ -115,9 +115,10 @@ pub struct PendingPackets {
 }
 
 /// What this chain holds about another chain's light client, as far as execution needs it:
-/// the latest trusted header. The real client (committee, verification) lives with the relay;
-/// execution only passes this to the pluggable `PacketProofs` (`banyan-ledger`)
-/// check. The default (height 0, zero header) means "no client".
+/// the latest trusted header, and the committee that certified it. On the main chain it is the
+/// latest checkpoint of a sidechain (`SubmitCheckpoint`): a header certified by a committee
+/// the main chain assigned that sidechain. Execution passes it to the pluggable `PacketProofs`
+/// (`banyan-ledger`) checks. The default (height 0, zero header) means "no client".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
 #[bincode(crate = "crate::codec::bincode")]
 pub struct LightClientState {
@@ -125,6 +126,10 @@ pub struct LightClientState {
     pub height: Height,
     /// Its id.
     pub header: Digest,
+    /// The epoch (of that chain) of the committee that certified it.
+    pub epoch: Epoch,
+    /// The main-chain epoch whose assignment that committee is (0 when not a sidechain's).
+    pub main_epoch: Epoch,
 }
 
 /// The kind of value a key holds.
@@ -180,7 +185,8 @@ impl ValueKind {
             ValueKind::Nonce | ValueKind::Counter | ValueKind::Sequence | ValueKind::Flag => 1,
             ValueKind::Amount | ValueKind::Pending => 2,
             ValueKind::Unbonding => 3,
-            ValueKind::Origin | ValueKind::LightClient => 5,
+            ValueKind::Origin => 5,
+            ValueKind::LightClient => 7,
             ValueKind::Validator => 2 + BLS_PUBLIC_KEY_BYTES / 8,
             ValueKind::Sidechain => 8,
         }
@@ -317,6 +323,8 @@ impl StateValue {
             StateValue::LightClient(c) => {
                 out[0] = c.height.0;
                 bytes_to_words(&c.header.0, &mut out[1..5]);
+                out[5] = c.epoch.0;
+                out[6] = c.main_epoch.0;
             }
             StateValue::Unbonding(u) => {
                 out[0] = u.amount.0 as u64;
@@ -392,6 +400,8 @@ impl StateValue {
             ValueKind::LightClient => StateValue::LightClient(LightClientState {
                 height: Height(w(0)),
                 header: Digest(words_to_bytes(&[w(1), w(2), w(3), w(4)])),
+                epoch: Epoch(w(5)),
+                main_epoch: Epoch(w(6)),
             }),
             ValueKind::Unbonding => StateValue::Unbonding(UnbondingEntry {
                 amount: amount(0),

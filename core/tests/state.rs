@@ -69,12 +69,14 @@ fn value_strategy() -> impl Strategy<Value = StateValue> {
             first: Sequence(f),
             count: c
         })),
-        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(h, d)| StateValue::LightClient(
-            LightClientState {
+        (any::<u64>(), any::<[u8; 32]>(), any::<u64>(), any::<u64>()).prop_map(|(h, d, e, m)| {
+            StateValue::LightClient(LightClientState {
                 height: Height(h),
-                header: Digest(d)
-            }
-        )),
+                header: Digest(d),
+                epoch: Epoch(e),
+                main_epoch: Epoch(m),
+            })
+        }),
         (any::<u128>(), any::<u64>()).prop_map(|(a, e)| StateValue::Unbonding(UnbondingEntry {
             amount: Amount(a),
             release_epoch: Epoch(e)

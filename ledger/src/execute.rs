@@ -6,6 +6,8 @@ use crate::receipt::{
 };
 use crate::rules::StakingRules;
 use crate::verified::VerifiedTx;
+use banyan_core::certificate::Committee;
+use banyan_core::header::CertifiedHeader;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce};
 use banyan_core::keys::BlsPublicKey;
 use banyan_core::tx::{
@@ -152,6 +154,10 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
         }
         TxKind::ReportProposalEquivocation { offender, evidence } => {
             report_access(set, offender, &**evidence);
+        }
+        TxKind::SubmitCheckpoint { chain, .. } => {
+            set.read(StateKey::Sidechain(*chain));
+            set.write(StateKey::LightClient(*chain));
         }
     }
 }
@@ -698,6 +704,76 @@ impl<P: PacketProofs> Ledger<P> {
             }))
     }
 
+    fn checkpoint<V: TxView>(
+        &self,
+        view: &mut V,
+        chain: ChainId,
+        main_epoch: Epoch,
+        proof: &CertifiedHeader,
+    ) -> Applied {
+        if self.chain != ChainId::MAIN {
+            return Ok(Err(Failure::MainChainOnly));
+        }
+        let record = match view.read(&StateKey::Sidechain(chain))? {
+            StateValue::Sidechain(Some(r)) => r,
+            _ => return Ok(Err(Failure::UnknownSidechain(chain))),
+        };
+        if main_epoch > self.epoch {
+            return Ok(Err(Failure::FutureEpoch {
+                given: main_epoch,
+                now: self.epoch,
+            }));
+        }
+        if !record.runs_in(main_epoch.0) {
+            return Ok(Err(Failure::NoAssignedCommittee { chain, main_epoch }));
+        }
+        let rejected = |why: String| Ok(Err(Failure::CheckpointRejected(why)));
+        // The cheap checks first: a stale or misaddressed proof costs no pairing.
+        let Some(header) = proof.header() else {
+            return rejected("the proof holds no header".into());
+        };
+        if header.chain != chain || proof.commit_qc.data.chain != chain {
+            return rejected(format!(
+                "the proof is of chain {}, not of sidechain {}",
+                header.chain.0, chain.0
+            ));
+        }
+        let latest = light_client(view, chain)?;
+        if header.height <= latest.height
+            || proof.epoch() < latest.epoch
+            || main_epoch < latest.main_epoch
+        {
+            return Ok(Err(Failure::StaleCheckpoint {
+                latest: latest.height,
+            }));
+        }
+        let Some(members) = self.proofs.assigned_committee(chain, main_epoch) else {
+            return Ok(Err(Failure::NoAssignedCommittee { chain, main_epoch }));
+        };
+        let committee = match Committee::new(proof.epoch(), members) {
+            Ok(c) => c,
+            Err(e) => return rejected(format!("the assigned committee: {e}")),
+        };
+        let header = match proof.verify(&committee) {
+            Ok(h) => h,
+            Err(e) => return rejected(e.to_string()),
+        };
+        let client = LightClientState {
+            height: header.height,
+            header: header.id(),
+            epoch: proof.epoch(),
+            main_epoch,
+        };
+        view.write(
+            &StateKey::LightClient(chain),
+            StateValue::LightClient(client),
+        )?;
+        Ok(Ok(Effect::Checkpointed {
+            chain,
+            height: header.height,
+        }))
+    }
+
     fn timeout<V: TxView>(
         &self,
         view: &mut V,
@@ -788,6 +864,11 @@ impl<P: PacketProofs> Vm for Ledger<P> {
             TxKind::ReportProposalEquivocation { offender, evidence } => {
                 self.report(view, *offender, &**evidence)?
             }
+            TxKind::SubmitCheckpoint {
+                chain,
+                main_epoch,
+                proof,
+            } => self.checkpoint(view, *chain, *main_epoch, proof)?,
         };
         Ok(Receipt {
             outcome: match applied {

@@ -29,6 +29,7 @@
 //! | `RetireSidechain` | main chain only, by its spawner: mark an active sidechain retired and return its deposit |
 //! | `CrossChainSend` | debit the asset, burn it if it goes home to its origin chain, else lock it in the channel's escrow; assign the channel's next sequence and record the packet as pending; the receipt carries the packet for the block's outbox |
 //! | `DeliverPacket` | if the proof is accepted, the packet is next in order and not expired: consume the sequence, then release the escrow (asset coming home) or mint the bridged asset, acknowledging `Success`, or `Failure(code)` when that credit cannot be made |
+//! | `SubmitCheckpoint` | main chain only, for a sidechain that ran in the named main-chain epoch (not after the current one): the commit proof must verify against the committee the main chain assigned the sidechain in that epoch (`PacketProofs::assigned_committee`) and be newer than its latest checkpoint (height, epoch and main-chain epoch never go back); it becomes the main chain's light client of the sidechain (`StateKey::LightClient`) |
 //! | `AcknowledgePacket` / `TimeoutPacket` | if the proof is accepted and the packet is the oldest pending one: resolve it, refunding the sender on a failure acknowledgement or a timeout (re-mint if it was burned, else release the escrow) |
 //!
 //! Staking proofs of possession, equivocation evidence (both vote signatures, one slot, two
@@ -80,7 +81,7 @@ mod supply;
 mod verified;
 
 pub use execute::Ledger;
-pub use proofs::{PacketProofs, RejectAllProofs};
+pub use proofs::{PacketProofs, RejectAllProofs, SharedProofs};
 pub use receipt::{
     total_fees, Effect, Failure, Outcome, Receipt, ACK_ESCROW_SHORTFALL, ACK_ORIGIN_CONFLICT,
     ACK_OVERFLOW,

@@ -1,6 +1,6 @@
 //! What executing a transaction did, and the acknowledgement codes of failed deliveries.
 
-use banyan_core::ids::{Address, Amount, AmountError, ChainId, Epoch, Nonce, Sequence};
+use banyan_core::ids::{Address, Amount, AmountError, ChainId, Epoch, Height, Nonce, Sequence};
 use banyan_core::tx::{Acknowledgement, Packet};
 
 /// Acknowledgement code: the escrow on the channel holds less than the packet releases.
@@ -88,6 +88,13 @@ pub enum Effect {
         destination: ChainId,
         /// The packet's sequence.
         sequence: Sequence,
+    },
+    /// A sidechain's block became its latest checkpoint.
+    Checkpointed {
+        /// The sidechain.
+        chain: ChainId,
+        /// The block's height.
+        height: Height,
     },
 }
 
@@ -189,6 +196,29 @@ pub enum Failure {
         offense: Epoch,
         /// The current epoch.
         now: Epoch,
+    },
+    /// A checkpoint's proof did not verify against the committee the main chain assigned.
+    CheckpointRejected(String),
+    /// The main chain assigned the sidechain no committee in that main-chain epoch (not
+    /// running then).
+    NoAssignedCommittee {
+        /// The sidechain.
+        chain: ChainId,
+        /// The main-chain epoch named.
+        main_epoch: Epoch,
+    },
+    /// A checkpoint names a main-chain epoch after the current one.
+    FutureEpoch {
+        /// The epoch named.
+        given: Epoch,
+        /// The current epoch.
+        now: Epoch,
+    },
+    /// A checkpoint no newer than the sidechain's latest (by height, its epoch or the
+    /// main-chain epoch of its committee).
+    StaleCheckpoint {
+        /// Height of the latest checkpoint.
+        latest: Height,
     },
 }
 

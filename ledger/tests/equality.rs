@@ -161,6 +161,7 @@ fn generator_covers_every_kind_and_failure() {
                         Effect::PacketAcknowledged { .. } => "ack",
                         Effect::PacketTimedOut { .. } => "timeout",
                         Effect::Slashed { .. } => "slash",
+                        Effect::Checkpointed { .. } => "checkpoint",
                     };
                     effects.insert(name);
                 }

@@ -863,7 +863,7 @@ fn packets_are_escrowed_delivered_once_and_refunded() {
     let mut dst = State::new();
     let client = StateValue::LightClient(LightClientState {
         height: Height(5),
-        header: Default::default(),
+        ..Default::default()
     });
     dst.set(StateKey::LightClient(one), client).expect("client");
     fund(&mut dst, 2, AssetId::NATIVE, 10);

@@ -36,6 +36,7 @@ use banyan_chain::{ChainError, ChainStore, CommitteeRecord, KeyBook};
 use banyan_core::certificate::{Committee, CommitteeMember};
 use banyan_core::ids::{ChainId, Epoch};
 use banyan_core::value::SidechainRecord;
+use banyan_ledger::PacketProofs;
 use banyan_vrf::{sortition_by_seats, Assignment, ChainSeats, Fraction, ValidatorSet, VrfError};
 
 /// At most `ceil(r * c)` members of a committee of `c` seats are replaced by choice from one
@@ -319,5 +320,25 @@ impl Assignments {
             }
         })?;
         Ok(Some(Some(record)))
+    }
+}
+
+/// The main chain's answers to its ledger about sidechains: the committee it assigned each
+/// in each epoch, against which `SubmitCheckpoint` proofs are verified. Packet proofs are
+/// refused (the trait's defaults; the relay will answer those).
+pub struct AssignedCommittees(pub Arc<Assignments>);
+
+impl PacketProofs for AssignedCommittees {
+    fn assigned_committee(&self, chain: ChainId, epoch: Epoch) -> Option<Vec<CommitteeMember>> {
+        match self.0.of(epoch) {
+            Ok(Some(a)) => a.committee(chain).map(|c| c.members().to_vec()),
+            Ok(None) => None,
+            Err(e) => {
+                // Only a failing store gets here; this node then refuses the checkpoint alone
+                // and cannot agree with the others on the block: say why.
+                tracing::error!(chain = chain.0, epoch = epoch.0, "assignment: {e}");
+                None
+            }
+        }
     }
 }

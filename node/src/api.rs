@@ -210,6 +210,22 @@ pub struct SidechainView {
     pub left: Vec<String>,
     /// Its instance on the node that answered, if that node hosts it.
     pub hosted: Option<ChainStatus>,
+    /// Its latest checkpoint on the main chain, if any.
+    pub checkpoint: Option<CheckpointView>,
+}
+
+/// A sidechain block the main chain recorded as its checkpoint: verified against the
+/// committee the main chain assigned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointView {
+    /// The block's height.
+    pub height: u64,
+    /// Its id (hex).
+    pub block_id: String,
+    /// The sidechain epoch of the committee that certified it.
+    pub epoch: u64,
+    /// The main-chain epoch whose assignment that committee is.
+    pub main_epoch: u64,
 }
 
 /// The sidechains the main chain records, as of its latest committed block.

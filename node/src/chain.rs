@@ -174,6 +174,9 @@ pub struct ChainSetup {
     /// Set when the instance stops, so a wait inside it (a sidechain waiting for its main
     /// chain to assign the next committee) ends.
     pub cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// What its ledger asks about other chains: on the main chain, the committees it assigned
+    /// sidechains (to verify their checkpoints); elsewhere the default, which refuses.
+    pub proofs: banyan_ledger::SharedProofs,
 }
 
 /// A running chain instance: the handle the rest of the node keeps.
@@ -500,7 +503,8 @@ impl Host {
             setup.threads,
             Box::new(observer),
         )
-        .context("cannot open the chain state")?;
+        .context("cannot open the chain state")?
+        .with_proofs(setup.proofs);
         let peers = setup
             .peers
             .iter()

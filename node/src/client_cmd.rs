@@ -987,6 +987,14 @@ pub fn sidechain(cmd: SidechainCommand, out: &mut dyn Write) -> Result<()> {
                     writeln!(out, "    {m} (left)")?;
                 }
             }
+            match &s.checkpoint {
+                Some(c) => writeln!(
+                    out,
+                    "  checkpoint:  height {} (block {}), epoch {}, committee of main epoch {}",
+                    c.height, c.block_id, c.epoch, c.main_epoch
+                )?,
+                None => writeln!(out, "  checkpoint:  none yet")?,
+            }
             match &s.hosted {
                 Some(h) => writeln!(
                     out,

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod checkpoints;
 pub mod cli;
 pub mod client_cmd;
 pub mod config;

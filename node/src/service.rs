@@ -20,6 +20,7 @@ use banyan_core::ids::Epoch;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
 use banyan_core::tx::{SignedTx, TxKind};
 use banyan_core::value::{SidechainRecord, SidechainStatus};
+use banyan_mainchain::assignment::AssignedCommittees;
 use banyan_mainchain::{Assignments, Genesis, OwnRegistry};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
 use banyan_sidechain::{MainChainCommittees, SidechainGenesis};
@@ -121,6 +122,7 @@ impl ChainFactory {
             metrics: self.metrics.clone(),
             network: self.network.clone(),
             cancel,
+            proofs: banyan_ledger::SharedProofs::default(),
         })
     }
 
@@ -243,7 +245,10 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         ))),
     });
     // The main chain, then the test chains derived from its genesis.
-    let main = node.factory.setup(Box::new(node.factory.main.clone()))?;
+    let mut main = node.factory.setup(Box::new(node.factory.main.clone()))?;
+    // Checkpoints are verified against the committees the main chain assigned.
+    main.proofs =
+        banyan_ledger::SharedProofs(Arc::new(AssignedCommittees(node.assignments.clone())));
     tokio::task::block_in_place(|| node.add_chain(main))?;
     for &id in &cfg.test_chains {
         let setup = node.factory.test_chain(ChainId(id))?;
@@ -256,6 +261,7 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
         node.clone(),
         node.assignments.clone(),
         node.factory.key.public_key(),
+        banyan_core::keys::AccountSecretKey::from_bytes(&node.factory.account.to_bytes()),
         cfg.follow_sidechains,
         supervisor_stop.clone(),
     )?;
@@ -561,6 +567,22 @@ impl Node {
         results
     }
 
+    /// Put a transaction this node made itself (a checkpoint) into `instance`'s mempool and
+    /// gossip it, as a submission through RPC would be.
+    pub(crate) fn submit_local(&self, instance: &ChainInstance, tx: SignedTx) -> Result<()> {
+        let results = self.insert(instance, std::slice::from_ref(&tx));
+        match results.into_iter().next() {
+            Some(Ok(_)) => {
+                if let Ok(frame) = wire::txs_frame(instance.chain, std::slice::from_ref(&tx)) {
+                    self.network.broadcast(Class::Mempool, frame);
+                }
+                Ok(())
+            }
+            Some(Err(e)) => Err(anyhow!("the mempool refused it: {e}")),
+            None => Err(anyhow!("the mempool gave no answer")),
+        }
+    }
+
     fn chain(&self, chain: ChainId) -> Result<Arc<ChainInstance>, ApiError> {
         self.instance(chain).ok_or(ApiError::UnknownChain(chain.0))
     }
@@ -651,6 +673,16 @@ impl Node {
                 .collect(),
             committee,
             hosted: self.instance(chain).map(|i| i.shared().status),
+            checkpoint: {
+                let c =
+                    crate::checkpoints::latest(self.assignments.store(), chain).map_err(storage)?;
+                (c.height.0 > 0).then(|| crate::api::CheckpointView {
+                    height: c.height.0,
+                    block_id: c.header.to_hex(),
+                    epoch: c.epoch.0,
+                    main_epoch: c.main_epoch.0,
+                })
+            },
         })
     }
 
@@ -798,6 +830,7 @@ fn kind_name(k: &TxKind) -> &'static str {
         TxKind::TimeoutPacket { .. } => "timeout_packet",
         TxKind::ReportEquivocation { .. } => "report_equivocation",
         TxKind::ReportProposalEquivocation { .. } => "report_proposal_equivocation",
+        TxKind::SubmitCheckpoint { .. } => "submit_checkpoint",
     }
 }
 

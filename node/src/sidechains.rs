@@ -7,7 +7,9 @@
 //!   epoch it serves in;
 //! - stops the instance once this validator has left the committee the main chain assigns
 //!   and no longer sits in the committee of the sidechain's current epoch, or once the
-//!   sidechain is retired. Its data stays in the store.
+//!   sidechain is retired. Its data stays in the store;
+//! - sends the checkpoints of the sidechains it serves to the main chain
+//!   ([`crate::checkpoints`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use banyan_core::ids::{ChainId, Epoch};
-use banyan_core::keys::BlsPublicKey;
+use banyan_core::keys::{AccountSecretKey, BlsPublicKey};
 use banyan_core::value::SidechainRecord;
 use banyan_mainchain::assignment::Assignments;
 
+use crate::checkpoints::Checkpointer;
 use crate::service::Node;
 
 /// How often the supervisor looks at the main chain.
@@ -72,6 +75,7 @@ pub fn spawn_supervisor(
     node: Arc<Node>,
     assignments: Arc<Assignments>,
     me: BlsPublicKey,
+    account: AccountSecretKey,
     follow_all: bool,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
@@ -79,8 +83,13 @@ pub fn spawn_supervisor(
         .name("sidechains".into())
         .spawn(move || {
             let mut last_report: Option<(String, Instant)> = None;
+            let mut checkpointer = Checkpointer::default();
             while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = reconcile(&node, &assignments, &me, follow_all) {
+                let result = reconcile(&node, &assignments, &me, follow_all).and_then(|()| {
+                    let registry = assignments.registry()?;
+                    checkpointer.tick(&node, &assignments, &registry, &account)
+                });
+                if let Err(e) = result {
                     let text = format!("{e:#}");
                     let repeat = last_report
                         .as_ref()

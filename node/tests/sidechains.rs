@@ -495,13 +495,124 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
         id.0
     );
 
-    // Retired by its spawner: every instance stops (the data stays).
+    // Checkpoints: the members take the end of every sidechain epoch (and every 20 blocks
+    // between) to the main chain, which verifies each against the committee it assigned and
+    // keeps the latest. Past the hand-over, the latest is at or after the end of the epoch
+    // before it, and is the sidechain's own block.
+    let main = c.client(0);
+    let handover_end = changed_at * SIDE_EPOCH;
+    let waited = std::time::Instant::now();
+    let cp = loop {
+        let latest = main.sidechain(id).await.ok().and_then(|v| v.checkpoint);
+        if let Some(cp) = latest.clone().filter(|cp| cp.height >= handover_end) {
+            break cp;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no checkpoint past height {handover_end} (latest {latest:?}); log:\n{}",
+            c.log_tail(best)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let tip = side_height(&c, best, id).await.unwrap_or(0);
+    let block = c
+        .client(best)
+        .block_on(id, Some(cp.height))
+        .await
+        .expect("checkpointed block");
+    assert_eq!(block.id, cp.block_id, "{cp:?}");
+    assert_eq!(cp.epoch, (cp.height - 1) / SIDE_EPOCH, "{cp:?}");
+    eprintln!(
+        "sidechain {}: checkpoint at height {} (epoch {}, committee of main epoch {}) with \
+         its tip at {tip}",
+        id.0, cp.height, cp.epoch, cp.main_epoch
+    );
+    let shown = sidechain_cli(&c, None, &["status", &id.0.to_string()]).expect("status");
+    assert!(shown.contains("checkpoint:  height "), "{shown}");
+
+    // A forged checkpoint (a certified header changed after signing to claim a height far
+    // ahead, which would freeze the main chain's view of the sidechain) is refused when it
+    // executes: the sender pays the fee, the checkpoint stays where the honest ones put it.
+    let view = c
+        .client(best)
+        .certified_header_on(id, Some(cp.height))
+        .await
+        .expect("commit proof");
+    let bytes = hex::decode(&view.proof).expect("hex");
+    let mut proof: banyan_core::header::CertifiedHeader =
+        banyan_core::codec::decode(&bytes, 1 << 20).expect("proof");
+    let mut headers = proof.headers.to_vec();
+    let forged_height = cp.height + 1_000_000;
+    headers[0].height = banyan_core::ids::Height(forged_height);
+    proof.headers = banyan_core::codec::BoundedVec::new(headers).expect("headers");
+    let (demo_keys, demo_public) = c.demo_keys();
+    let nonce = c.account(0, demo_public.account_address).await.nonce;
+    let forged = banyan_core::tx::TxBody {
+        chain: ChainId::MAIN,
+        network: c.network,
+        sender: demo_keys.account.public_key(),
+        nonce: Nonce(nonce),
+        fee: banyan_core::ids::Amount(1),
+        kind: banyan_core::tx::TxKind::SubmitCheckpoint {
+            chain: id,
+            main_epoch: banyan_core::ids::Epoch(cp.main_epoch),
+            proof: Box::new(proof),
+        },
+    }
+    .sign(&demo_keys.account);
+    let from = main
+        .block_on(ChainId::MAIN, None)
+        .await
+        .expect("tip")
+        .height;
+    let sent = main.submit_tx(&forged).await.expect("admitted");
+    c.wait_nonce(
+        0,
+        demo_public.account_address,
+        nonce + 1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let to = main
+        .block_on(ChainId::MAIN, None)
+        .await
+        .expect("tip")
+        .height;
+    let mut outcome = None;
+    for h in from..=to {
+        let b = main.block_on(ChainId::MAIN, Some(h)).await.expect("block");
+        if let Some(t) = b.txs.into_iter().find(|t| t.id == sent.id) {
+            outcome = Some(t);
+        }
+    }
+    let outcome = outcome.expect("the forged checkpoint in a block");
+    assert_eq!(outcome.kind, "submit_checkpoint");
+    assert!(!outcome.applied, "{outcome:?}");
+    let why = outcome.failure.unwrap_or_default();
+    assert!(why.contains("CheckpointRejected"), "{why}");
+    let after = main
+        .sidechain(id)
+        .await
+        .expect("sidechain")
+        .checkpoint
+        .expect("checkpoint");
+    assert!(
+        after.height >= cp.height && after.height < forged_height,
+        "{after:?} after {cp:?}"
+    );
+
+    // Retired by its spawner: every instance stops (the data stays). It takes effect at the
+    // main epoch after the one the retirement committed in (which may have ended by now).
+    let before_retire = client.sidechain(id).await.expect("sidechain").main_epoch;
     sidechain_cli(&c, Some(demo.clone()), &["retire", &id.0.to_string()]).expect("retire");
     let retire_committed = std::time::Instant::now();
     let retired = client.sidechain(id).await.expect("sidechain");
     assert_eq!(retired.status, "retired");
-    let from = retired.retired_from_epoch.expect("retirement epoch");
-    assert_eq!(u64::from(from), retired.main_epoch + 1, "{retired:?}");
+    let from = u64::from(retired.retired_from_epoch.expect("retirement epoch"));
+    assert!(
+        before_retire < from && from <= retired.main_epoch + 1,
+        "retired from {from}, asked in main epoch {before_retire}: {retired:?}"
+    );
     wait_until(Duration::from_secs(120), "every instance stops", || async {
         let mut any = false;
         for i in 0..5 {
@@ -539,6 +650,10 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
             main_epoch_at(&main, ending.header.timestamp_ms).max(activation)
         };
         eprintln!("sidechain epoch {k}: committee of main epoch {main_epoch}");
+        if k == cp.epoch {
+            // The checkpoint named the main epoch whose committee certified that epoch.
+            assert_eq!(cp.main_epoch, main_epoch, "{cp:?}");
+        }
         let want = recompute(&main, main_epoch);
         let mut want = want
             .iter()

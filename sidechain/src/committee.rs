@@ -47,6 +47,20 @@ impl MainChainCommittees {
     }
 }
 
+/// The main-chain epoch whose assignment serves the sidechain epoch that follows a block
+/// stamped `ending_ms` (of a sidechain activated at main epoch `activation`): the one in
+/// progress at that time, never one before activation. `None` while the main chain has not
+/// committed a block stamped that late.
+pub fn serving_epoch(
+    assignments: &Assignments,
+    activation: u32,
+    ending_ms: u64,
+) -> Result<Option<Epoch>, banyan_mainchain::AssignmentError> {
+    Ok(assignments
+        .epoch_at(ending_ms)?
+        .map(|at| at.max(Epoch(u64::from(activation)))))
+}
+
 impl CommitteeSource for MainChainCommittees {
     fn next_committee(
         &self,
@@ -56,16 +70,13 @@ impl CommitteeSource for MainChainCommittees {
         keys: &mut KeyBook,
     ) -> Result<Committee, CommitteeError> {
         let fail = |e: banyan_mainchain::AssignmentError| CommitteeError::Committee(e.to_string());
-        let activation = Epoch(u64::from(self.activation));
         let started = Instant::now();
         let mut logged = started;
         loop {
-            if let Some(at) = self
-                .assignments
-                .epoch_at(ending.timestamp_ms)
-                .map_err(fail)?
+            if let Some(main_epoch) =
+                serving_epoch(&self.assignments, self.activation, ending.timestamp_ms)
+                    .map_err(fail)?
             {
-                let main_epoch = at.max(activation);
                 match self
                     .assignments
                     .committee(self.chain, main_epoch)

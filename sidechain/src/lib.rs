@@ -24,5 +24,5 @@
 pub mod committee;
 pub mod genesis;
 
-pub use committee::MainChainCommittees;
+pub use committee::{serving_epoch, MainChainCommittees};
 pub use genesis::{SidechainError, SidechainGenesis};

@@ -360,6 +360,7 @@ pub fn random_block(
             StateValue::LightClient(LightClientState {
                 height: Height(10),
                 header: Digest([c as u8; 32]),
+                ..Default::default()
             }),
         );
         if rng.chance(50) {
