@@ -349,7 +349,8 @@ impl Cost {
             | TxKind::TimeoutPacket { .. }
             | TxKind::ReportEquivocation { .. }
             | TxKind::ReportProposalEquivocation { .. }
-            | TxKind::SubmitCheckpoint { .. } => None,
+            | TxKind::SubmitCheckpoint { .. }
+            | TxKind::SettleBalance { .. } => None,
         };
         match debit {
             None => Ok(Cost {

@@ -4,7 +4,7 @@
 use crate::certificate::{proposal_message, VoteData};
 use crate::codec::{BoundedVec, Decode, Encode};
 use crate::hash::{hash_encoded, Digest, Domain};
-use crate::header::CertifiedHeader;
+use crate::header::{BlockHeader, CertifiedHeader};
 use crate::ids::{
     Address, Amount, AssetId, ChainId, Epoch, Height, Nonce, Round, Sequence, ValidatorId,
 };
@@ -13,6 +13,7 @@ use crate::keys::{
     BlsSignature, KeyError, ProofOfPossession,
 };
 use crate::merkle::MerkleProof;
+use crate::smt::SmtProof;
 
 /// Most bytes of one encoded signed transaction.
 pub const MAX_TX_BYTES: usize = 64 << 10;
@@ -470,6 +471,22 @@ pub enum TxKind {
         /// The block's commit proof.
         proof: Box<CertifiedHeader>,
     },
+    /// Settle an account's native balance on a retired sidechain back to the main chain (main
+    /// chain only; anyone may send it): `amount` is what the sidechain's final checkpoint says
+    /// `owner` held, proven against the state root of the checkpointed header. It is paid
+    /// from the sidechain's locked deposit, once per account.
+    SettleBalance {
+        /// The retired sidechain.
+        chain: ChainId,
+        /// The account, on both chains.
+        owner: Address,
+        /// Its native balance on the sidechain at the final checkpoint.
+        amount: Amount,
+        /// The checkpointed header (its id is the final checkpoint's).
+        header: Box<BlockHeader>,
+        /// `owner`'s balance entry under `header.state_root`.
+        proof: Box<SmtProof>,
+    },
 }
 
 /// A piece of state a transaction may read or write.
@@ -503,6 +520,8 @@ pub enum StateKey {
     Jailed(ValidatorId),
     /// An equivocation already punished ([`VoteEquivocation::offense_id`]).
     Offense(Digest),
+    /// Whether an account's balance on a retired sidechain has been settled back here.
+    Settled(ChainId, Address),
 }
 
 /// The keys a transaction reads and writes. A key written is not listed again as read.

@@ -56,8 +56,9 @@ impl Default for ValidatorRecord {
 pub enum SidechainStatus {
     /// Spawned and not retired.
     Active,
-    /// Retired by its spawner (its deposit has been returned); it has no committee from main
-    /// epoch `from_epoch` on (the epoch after the one it was retired in, so at least 1).
+    /// Retired by its spawner (its deposit moved to its escrow, from which its balances are
+    /// settled, or straight back if it never ran); it has no committee from main epoch
+    /// `from_epoch` on (the epoch after the one it was retired in, so at least 1).
     Retired {
         /// The first main-chain epoch without it.
         from_epoch: u32,
@@ -88,8 +89,9 @@ impl SidechainRecord {
 pub struct SidechainRecord {
     /// The account that spawned it (the only one that may retire it).
     pub spawner: Address,
-    /// Native coins locked while it is active (counted in the native supply then; returned
-    /// to the spawner at retirement).
+    /// Native coins locked while it is active (counted in the native supply then; at
+    /// retirement they move to its escrow, which pays the balances its final checkpoint
+    /// proves).
     pub deposit: Amount,
     /// Validators in its committee.
     pub committee_size: u16,
@@ -155,7 +157,8 @@ pub enum ValueKind {
     LightClient,
     /// [`StateKey::Unbonding`]: an [`UnbondingEntry`].
     Unbonding,
-    /// [`StateKey::Jailed`] and [`StateKey::Offense`]: a flag (set or not).
+    /// [`StateKey::Jailed`], [`StateKey::Offense`] and [`StateKey::Settled`]: a flag (set or
+    /// not).
     Flag,
 }
 
@@ -174,7 +177,7 @@ impl ValueKind {
             StateKey::ChannelPending(_) => ValueKind::Pending,
             StateKey::LightClient(_) => ValueKind::LightClient,
             StateKey::Unbonding(_) => ValueKind::Unbonding,
-            StateKey::Jailed(_) | StateKey::Offense(_) => ValueKind::Flag,
+            StateKey::Jailed(_) | StateKey::Offense(_) | StateKey::Settled(..) => ValueKind::Flag,
         }
     }
 

@@ -42,6 +42,7 @@ pub(crate) fn fold(key: &StateKey) -> u64 {
         StateKey::Unbonding(x) => (12, word(&x.0), 0),
         StateKey::Jailed(d) => (13, word(&d.0), 0),
         StateKey::Offense(d) => (14, word(&d.0), 0),
+        StateKey::Settled(c, x) => (15, u64::from(c.0), word(&x.0)),
     };
     a ^ b.rotate_left(29).wrapping_mul(M) ^ tag.wrapping_mul(M).rotate_left(7)
 }

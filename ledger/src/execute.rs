@@ -7,9 +7,11 @@ use crate::receipt::{
 use crate::rules::StakingRules;
 use crate::verified::VerifiedTx;
 use banyan_core::certificate::Committee;
-use banyan_core::header::CertifiedHeader;
+use banyan_core::header::{BlockHeader, CertifiedHeader};
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Epoch, Height, Nonce};
 use banyan_core::keys::BlsPublicKey;
+use banyan_core::smt::SmtProof;
+use banyan_core::state::verify_entry;
 use banyan_core::tx::{
     sidechain_id, AccessSet, Acknowledgement, AssetOrigin, Equivocation, NonDeliveryProof, Packet,
     PacketProof, SidechainParams, StateKey, TxKind,
@@ -124,6 +126,7 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
         TxKind::RetireSidechain { chain } => {
             set.write(StateKey::SidechainRegistry);
             set.write(StateKey::Sidechain(*chain));
+            set.write(StateKey::Escrow(*chain, AssetId::NATIVE));
         }
         TxKind::CrossChainSend {
             destination, asset, ..
@@ -158,6 +161,13 @@ fn access_of(vtx: &VerifiedTx, set: &mut AccessSet) {
         TxKind::SubmitCheckpoint { chain, .. } => {
             set.read(StateKey::Sidechain(*chain));
             set.write(StateKey::LightClient(*chain));
+        }
+        TxKind::SettleBalance { chain, owner, .. } => {
+            set.read(StateKey::Sidechain(*chain));
+            set.read(StateKey::LightClient(*chain));
+            set.write(StateKey::Settled(*chain, *owner));
+            set.write(StateKey::Escrow(*chain, AssetId::NATIVE));
+            set.write(StateKey::Balance(*owner, AssetId::NATIVE));
         }
     }
 }
@@ -437,16 +447,25 @@ impl<P: PacketProofs> Ledger<P> {
         if !record.is_active() {
             return Ok(Err(Failure::AlreadyRetired(chain)));
         }
-        // The deposit goes back to the spawner, who is the sender (its balance is in every
-        // access set).
-        let native_key = StateKey::Balance(sender, AssetId::NATIVE);
-        let native = view.read_amount(&native_key)?;
-        let Ok(refunded) = native.checked_add(record.deposit) else {
+        // A sidechain that ran keeps its deposit locked, now as its escrow: it pays the
+        // balances its final checkpoint proves (`SettleBalance`), the spawner's among them.
+        // One retired before it ever ran (in the epoch it was spawned in) holds nothing but
+        // the spawner's deposit, which comes straight back (the spawner is the sender, whose
+        // balance is in every access set).
+        let key_to_credit = if u64::from(record.activation_epoch) <= self.epoch.0 {
+            StateKey::Escrow(chain, AssetId::NATIVE)
+        } else {
+            StateKey::Balance(sender, AssetId::NATIVE)
+        };
+        let Ok(credited) = view
+            .read_amount(&key_to_credit)?
+            .checked_add(record.deposit)
+        else {
             return Ok(Err(Failure::Overflow));
         };
         let registry_key = StateKey::SidechainRegistry;
         let active = active_sidechains(view)?;
-        view.write(&native_key, StateValue::Amount(refunded))?;
+        view.write(&key_to_credit, StateValue::Amount(credited))?;
         view.write(&registry_key, StateValue::Counter(active.saturating_sub(1)))?;
         view.write(
             &key,
@@ -704,6 +723,21 @@ impl<P: PacketProofs> Ledger<P> {
             }))
     }
 
+    /// The record of sidechain `chain`, for a kind only the main chain executes.
+    fn recorded_sidechain<V: TxView>(
+        &self,
+        view: &V,
+        chain: ChainId,
+    ) -> Result<Result<SidechainRecord, Failure>, AccessError> {
+        if self.chain != ChainId::MAIN {
+            return Ok(Err(Failure::MainChainOnly));
+        }
+        Ok(match view.read(&StateKey::Sidechain(chain))? {
+            StateValue::Sidechain(Some(r)) => Ok(r),
+            _ => Err(Failure::UnknownSidechain(chain)),
+        })
+    }
+
     fn checkpoint<V: TxView>(
         &self,
         view: &mut V,
@@ -711,12 +745,9 @@ impl<P: PacketProofs> Ledger<P> {
         main_epoch: Epoch,
         proof: &CertifiedHeader,
     ) -> Applied {
-        if self.chain != ChainId::MAIN {
-            return Ok(Err(Failure::MainChainOnly));
-        }
-        let record = match view.read(&StateKey::Sidechain(chain))? {
-            StateValue::Sidechain(Some(r)) => r,
-            _ => return Ok(Err(Failure::UnknownSidechain(chain))),
+        let record = match self.recorded_sidechain(view, chain)? {
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
         };
         if main_epoch > self.epoch {
             return Ok(Err(Failure::FutureEpoch {
@@ -726,6 +757,13 @@ impl<P: PacketProofs> Ledger<P> {
         }
         if !record.runs_in(main_epoch.0) {
             return Ok(Err(Failure::NoAssignedCommittee { chain, main_epoch }));
+        }
+        if let SidechainStatus::Retired { from_epoch } = record.status {
+            // From the epoch its retirement takes effect, balances settle against the
+            // checkpoint held then: it never moves again.
+            if self.epoch.0 >= u64::from(from_epoch) {
+                return Ok(Err(Failure::CheckpointFinal(chain)));
+            }
         }
         let rejected = |why: String| Ok(Err(Failure::CheckpointRejected(why)));
         // The cheap checks first: a stale or misaddressed proof costs no pairing.
@@ -771,6 +809,69 @@ impl<P: PacketProofs> Ledger<P> {
         Ok(Ok(Effect::Checkpointed {
             chain,
             height: header.height,
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn settle<V: TxView>(
+        &self,
+        view: &mut V,
+        chain: ChainId,
+        owner: Address,
+        amount: Amount,
+        header: &BlockHeader,
+        proof: &SmtProof,
+    ) -> Applied {
+        let record = match self.recorded_sidechain(view, chain)? {
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
+        };
+        let settling = matches!(
+            record.status,
+            SidechainStatus::Retired { from_epoch } if self.epoch.0 >= u64::from(from_epoch)
+        );
+        if !settling {
+            return Ok(Err(Failure::NotSettling(chain)));
+        }
+        if amount == Amount::ZERO {
+            return Ok(Err(Failure::ZeroAmount));
+        }
+        let settled_key = StateKey::Settled(chain, owner);
+        if flag(view, &settled_key)? {
+            return Ok(Err(Failure::AlreadySettled));
+        }
+        let escrow_key = StateKey::Escrow(chain, AssetId::NATIVE);
+        let escrow = view.read_amount(&escrow_key)?;
+        let key = StateKey::Balance(owner, AssetId::NATIVE);
+        let checkpoint = light_client(view, chain)?;
+        if checkpoint.height.0 == 0 {
+            // Never checkpointed: it settles as its genesis, where the spawner held the whole
+            // deposit (the header and proof are not looked at).
+            if owner != record.spawner || amount != escrow {
+                return Ok(Err(Failure::NoFinalCheckpoint(chain)));
+            }
+        } else if header.chain != chain
+            || header.id() != checkpoint.header
+            || verify_entry(&header.state_root, &key, &StateValue::Amount(amount), proof).is_err()
+        {
+            return Ok(Err(Failure::ProofRejected));
+        }
+        let Ok(left) = escrow.checked_sub(amount) else {
+            return Ok(Err(Failure::EscrowShortfall {
+                have: escrow,
+                need: amount,
+            }));
+        };
+        let Ok(credited) = view.read_amount(&key)?.checked_add(amount) else {
+            return Ok(Err(Failure::Overflow));
+        };
+        view.write(&escrow_key, StateValue::Amount(left))?;
+        view.write(&key, StateValue::Amount(credited))?;
+        view.write(&settled_key, StateValue::Flag(true))?;
+        Ok(Ok(Effect::Settled {
+            chain,
+            owner,
+            amount,
         }))
     }
 
@@ -869,6 +970,13 @@ impl<P: PacketProofs> Vm for Ledger<P> {
                 main_epoch,
                 proof,
             } => self.checkpoint(view, *chain, *main_epoch, proof)?,
+            TxKind::SettleBalance {
+                chain,
+                owner,
+                amount,
+                header,
+                proof,
+            } => self.settle(view, *chain, *owner, *amount, header, proof)?,
         };
         Ok(Receipt {
             outcome: match applied {

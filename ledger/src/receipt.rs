@@ -89,6 +89,15 @@ pub enum Effect {
         /// The packet's sequence.
         sequence: Sequence,
     },
+    /// An account's balance on a retired sidechain paid back here from its escrow.
+    Settled {
+        /// The sidechain.
+        chain: ChainId,
+        /// The account.
+        owner: Address,
+        /// How much.
+        amount: Amount,
+    },
     /// A sidechain's block became its latest checkpoint.
     Checkpointed {
         /// The sidechain.
@@ -197,6 +206,16 @@ pub enum Failure {
         /// The current epoch.
         now: Epoch,
     },
+    /// The sidechain's retirement has taken effect: its final checkpoint no longer moves.
+    CheckpointFinal(ChainId),
+    /// A settlement for a sidechain that is not retired, or whose retirement has not taken
+    /// effect yet (its final checkpoint may still move).
+    NotSettling(ChainId),
+    /// A retired sidechain with no checkpoint settles as its genesis: only its spawner, for
+    /// the whole escrow.
+    NoFinalCheckpoint(ChainId),
+    /// The account's balance on that sidechain was settled already.
+    AlreadySettled,
     /// A checkpoint's proof did not verify against the committee the main chain assigned.
     CheckpointRejected(String),
     /// The main chain assigned the sidechain no committee in that main-chain epoch (not

@@ -1,6 +1,7 @@
 //! `SubmitCheckpoint`: a sidechain block becomes the main chain's checkpoint of it only with a
 //! commit proof of the committee the main chain assigned, newer than the last; every refusal
-//! leaves the checkpoint as it was.
+//! leaves the checkpoint as it was. `SettleBalance`: once a retirement takes effect, each
+//! balance the final checkpoint proves is paid once from the sidechain's locked deposit.
 
 mod support;
 
@@ -10,6 +11,7 @@ use banyan_core::hash::{hash, Digest, Domain};
 use banyan_core::header::{BlockHeader, CertifiedHeader};
 use banyan_core::ids::{Amount, AssetId, ChainId, Epoch, Height, Nonce, Round};
 use banyan_core::keys::{AccountSignature, BlsSecretKey};
+use banyan_core::smt::SmtProof;
 use banyan_core::state::State;
 use banyan_core::tx::{SignedTx, StateKey, TxBody, TxKind, SIDECHAIN_ID_BIT};
 use banyan_core::value::{LightClientState, SidechainRecord, SidechainStatus, StateValue};
@@ -320,9 +322,11 @@ fn forged_and_misaddressed_proofs_are_refused() {
     assert_eq!(client(&after, SIDE), LightClientState::default());
     assert_eq!(client(&after, OTHER_SIDE), LightClientState::default());
 
-    // A retired sidechain's last epochs can still be checkpointed (its final checkpoint).
+    // A retired sidechain is checkpointed until its retirement takes effect (its final
+    // checkpoint), and never after.
+    let retiring = Ledger::new(ChainId::MAIN, HEIGHT, Assigned).with_staking(RULES, Epoch(2));
     let (after, receipts) = run(
-        &main_ledger(),
+        &retiring,
         &state,
         &[submit(
             0,
@@ -333,6 +337,17 @@ fn forged_and_misaddressed_proofs_are_refused() {
     );
     assert!(receipts[0].is_applied(), "{:?}", receipts[0]);
     assert_eq!(client(&after, OTHER_SIDE).height, Height(20));
+    let (_, receipts) = run(
+        &main_ledger(),
+        &after,
+        &[submit(
+            1,
+            OTHER_SIDE,
+            2,
+            certified(OTHER_SIDE, 0, 30, 0, &[0, 1, 2]),
+        )],
+    );
+    assert_eq!(failure(&receipts[0]), &Failure::CheckpointFinal(OTHER_SIDE));
 
     // Without the main chain's assignment (a chain whose host gave none), nothing passes.
     let bare = Ledger::new(ChainId::MAIN, HEIGHT, RejectAllProofs).with_staking(RULES, EPOCH);
@@ -369,4 +384,158 @@ fn forged_and_misaddressed_proofs_are_refused() {
     signed.body.chain = SIDE;
     let (_, receipts) = run(&side, &side_state, &[VerifiedTx::assume_verified(signed)]);
     assert_eq!(failure(&receipts[0]), &Failure::MainChainOnly);
+}
+
+fn settle(
+    nonce: u64,
+    owner: usize,
+    amount: u128,
+    header: &BlockHeader,
+    proof: SmtProof,
+) -> VerifiedTx {
+    VerifiedTx::assume_verified(SignedTx {
+        body: TxBody {
+            chain: ChainId::MAIN,
+            network: Digest::ZERO,
+            sender: pool().keys[0],
+            nonce: Nonce(nonce),
+            fee: Amount(0),
+            kind: TxKind::SettleBalance {
+                chain: SIDE,
+                owner: pool().addrs[owner],
+                amount: Amount(amount),
+                header: Box::new(header.clone()),
+                proof: Box::new(proof),
+            },
+        },
+        signature: AccountSignature::from_bytes(&[0u8; 64]),
+    })
+}
+
+fn main_balance(state: &State, who: usize) -> u128 {
+    match state.get(&StateKey::Balance(pool().addrs[who], AssetId::NATIVE)) {
+        StateValue::Amount(a) => a.0,
+        other => panic!("not an amount: {other:?}"),
+    }
+}
+
+#[test]
+fn retired_sidechains_settle_every_proven_balance_once_from_the_deposit() {
+    // The sidechain's state at its final checkpoint: accounts 2 and 3 hold 700 and 250 (the
+    // other 50 of the 1000 deposit went in fees there).
+    let mut side = State::new();
+    for (who, amount) in [(2usize, 700u128), (3, 250)] {
+        side.set(
+            StateKey::Balance(pool().addrs[who], AssetId::NATIVE),
+            StateValue::Amount(Amount(amount)),
+        )
+        .expect("balance");
+    }
+    let mut header = header(SIDE, Epoch(0), 20, 30, Digest([9; 32]));
+    header.state_root = side.root();
+    let mut main = main_state();
+    main.set(
+        StateKey::Sidechain(SIDE),
+        record(SidechainStatus::Retired { from_epoch: 3 }),
+    )
+    .expect("record");
+    main.set(
+        StateKey::Escrow(SIDE, AssetId::NATIVE),
+        StateValue::Amount(Amount(1_000)),
+    )
+    .expect("escrow");
+    main.set(
+        StateKey::LightClient(SIDE),
+        StateValue::LightClient(LightClientState {
+            height: Height(20),
+            header: header.id(),
+            epoch: Epoch(0),
+            main_epoch: Epoch(2),
+        }),
+    )
+    .expect("checkpoint");
+    let supply = banyan_ledger::native_supply(&main).expect("fits");
+    let key = |who: usize| StateKey::Balance(pool().addrs[who], AssetId::NATIVE);
+
+    // Before the retirement takes effect the checkpoint may still move: nothing settles.
+    let early = Ledger::new(ChainId::MAIN, HEIGHT, Assigned).with_staking(RULES, Epoch(2));
+    let (_, r) = run(
+        &early,
+        &main,
+        &[settle(0, 2, 700, &header, side.prove(&key(2)))],
+    );
+    assert_eq!(failure(&r[0]), &Failure::NotSettling(SIDE));
+
+    let mut other_header = header.clone();
+    other_header.height = Height(21);
+    let txs = [
+        settle(0, 2, 700, &header, side.prove(&key(2))),
+        // Twice: refused.
+        settle(1, 2, 700, &header, side.prove(&key(2))),
+        // More than the proof says, a header that is not the checkpoint's, an account that
+        // held nothing there.
+        settle(2, 3, 300, &header, side.prove(&key(3))),
+        settle(3, 3, 250, &other_header, side.prove(&key(3))),
+        settle(4, 4, 5, &header, side.prove(&key(4))),
+        settle(5, 3, 250, &header, side.prove(&key(3))),
+    ];
+    let (after, r) = run(&main_ledger(), &main, &txs);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Applied(Effect::Settled {
+            chain: SIDE,
+            owner: pool().addrs[2],
+            amount: Amount(700)
+        })
+    );
+    assert_eq!(failure(&r[1]), &Failure::AlreadySettled);
+    assert_eq!(failure(&r[2]), &Failure::ProofRejected);
+    assert_eq!(failure(&r[3]), &Failure::ProofRejected);
+    assert_eq!(failure(&r[4]), &Failure::ProofRejected);
+    assert!(r[5].is_applied(), "{:?}", r[5]);
+    assert_eq!(main_balance(&after, 2), 700);
+    assert_eq!(main_balance(&after, 3), 250);
+    assert_eq!(
+        after.get(&StateKey::Escrow(SIDE, AssetId::NATIVE)),
+        StateValue::Amount(Amount(50)),
+        "what the sidechain burned in fees stays locked"
+    );
+    assert_eq!(
+        banyan_ledger::native_supply(&after).expect("fits"),
+        supply,
+        "settling moves coins from the escrow to their owners"
+    );
+
+    // Never checkpointed: it settles as its genesis, the whole escrow to the spawner
+    // (account 1) and nothing to anyone else. An active sidechain does not settle.
+    let mut bare = main.clone();
+    bare.set(
+        StateKey::LightClient(SIDE),
+        StateValue::LightClient(LightClientState::default()),
+    )
+    .expect("no checkpoint");
+    let txs = [
+        settle(0, 2, 700, &header, side.prove(&key(2))),
+        settle(1, 1, 999, &header, SmtProof::default()),
+        settle(2, 1, 1_000, &header, SmtProof::default()),
+    ];
+    let (refunded, r) = run(&main_ledger(), &bare, &txs);
+    assert_eq!(failure(&r[0]), &Failure::NoFinalCheckpoint(SIDE));
+    assert_eq!(failure(&r[1]), &Failure::NoFinalCheckpoint(SIDE));
+    assert!(r[2].is_applied(), "{:?}", r[2]);
+    assert_eq!(main_balance(&refunded, 1), 1_000);
+    assert_eq!(
+        refunded.get(&StateKey::Escrow(SIDE, AssetId::NATIVE)),
+        StateValue::Amount(Amount::ZERO)
+    );
+    let mut active = main.clone();
+    active
+        .set(StateKey::Sidechain(SIDE), record(SidechainStatus::Active))
+        .expect("record");
+    let (_, r) = run(
+        &main_ledger(),
+        &active,
+        &[settle(0, 2, 700, &header, side.prove(&key(2)))],
+    );
+    assert_eq!(failure(&r[0]), &Failure::NotSettling(SIDE));
 }

@@ -162,6 +162,7 @@ fn generator_covers_every_kind_and_failure() {
                         Effect::PacketTimedOut { .. } => "timeout",
                         Effect::Slashed { .. } => "slash",
                         Effect::Checkpointed { .. } => "checkpoint",
+                        Effect::Settled { .. } => "settle",
                     };
                     effects.insert(name);
                 }

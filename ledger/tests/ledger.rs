@@ -744,7 +744,8 @@ fn sidechains_are_spawned_recorded_and_retired_by_their_spawner_on_the_main_chai
         })
     );
 
-    // Only the spawner retires, once; the deposit comes back.
+    // Only the spawner retires, once. Retired in the epoch it was spawned in, it never ran:
+    // the deposit comes straight back.
     let retire = |from, nonce, chain| tx(from, nonce, 0, TxKind::RetireSidechain { chain });
     let (retired, r) = run(
         &ledger(MAIN),
@@ -773,6 +774,21 @@ fn sidechains_are_spawned_recorded_and_retired_by_their_spawner_on_the_main_chai
         balance(&retired, 0, AssetId::NATIVE),
         10_000 - MIN_DEPOSIT.0
     );
+    assert_eq!(
+        retired.get(&StateKey::Escrow(first, AssetId::NATIVE)),
+        StateValue::Amount(Amount::ZERO)
+    );
+    // Retired once it has run, its deposit stays locked as its escrow, from which the
+    // balances its final checkpoint proves are settled.
+    let later = Ledger::new(MAIN, HEIGHT, RejectAllProofs).with_staking(RULES, Epoch(EPOCH.0 + 1));
+    let (locked, r) = run(&later, &retired, &[retire(0, 5, second)]);
+    assert!(r[0].is_applied(), "{:?}", r[0]);
+    assert_eq!(balance(&locked, 0, AssetId::NATIVE), 10_000 - MIN_DEPOSIT.0);
+    assert_eq!(
+        locked.get(&StateKey::Escrow(second, AssetId::NATIVE)),
+        StateValue::Amount(MIN_DEPOSIT)
+    );
+    assert_eq!(native_supply(&locked).expect("fits"), supply_before);
     assert_eq!(
         retired.get(&StateKey::SidechainRegistry),
         StateValue::Counter(1)

@@ -210,8 +210,12 @@ pub struct SidechainView {
     pub left: Vec<String>,
     /// Its instance on the node that answered, if that node hosts it.
     pub hosted: Option<ChainStatus>,
-    /// Its latest checkpoint on the main chain, if any.
+    /// Its latest checkpoint on the main chain, if any (once the retirement has taken effect,
+    /// the final one, against which its balances settle).
     pub checkpoint: Option<CheckpointView>,
+    /// Native coins the main chain holds for it (decimal): the deposit while active; once
+    /// retired, what is left of it after the balances settled so far.
+    pub locked: String,
 }
 
 /// A sidechain block the main chain recorded as its checkpoint: verified against the

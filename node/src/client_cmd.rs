@@ -802,8 +802,11 @@ pub enum SidechainCommand {
   banyan sidechain spawn --committee-size 4 --deposit 1000000 --keys devnet/demo \\
       --password-file devnet/password --wait")]
     Spawn(SpawnArgs),
-    /// Retire a sidechain this account spawned: it is marked retired and its deposit comes
-    /// back.
+    /// Retire a sidechain this account spawned: it takes no new transactions, its members
+    /// checkpoint its final state, and from the next main-chain epoch its instances stop and
+    /// every balance on it is paid back on the main chain out of its deposit (the spawner's
+    /// own balance there included). One retired before it ever ran returns the deposit at
+    /// once.
     #[command(after_help = "Examples:
   banyan sidechain retire 2147483905 --keys devnet/demo --password-file devnet/password \\
       --wait")]
@@ -995,6 +998,16 @@ pub fn sidechain(cmd: SidechainCommand, out: &mut dyn Write) -> Result<()> {
                 )?,
                 None => writeln!(out, "  checkpoint:  none yet")?,
             }
+            writeln!(
+                out,
+                "  locked:      {} native coins on the main chain{}",
+                s.locked,
+                if s.status == "retired" {
+                    " (left after the balances settled so far)"
+                } else {
+                    " (the deposit)"
+                }
+            )?;
             match &s.hosted {
                 Some(h) => writeln!(
                     out,

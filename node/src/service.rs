@@ -18,8 +18,8 @@ use banyan_chain::{ChainGenesis, Mempool, MempoolLimits};
 use banyan_consensus::ReplicaConfig;
 use banyan_core::ids::Epoch;
 use banyan_core::ids::{Address, Amount, AssetId, ChainId, Height, Nonce};
-use banyan_core::tx::{SignedTx, TxKind};
-use banyan_core::value::{SidechainRecord, SidechainStatus};
+use banyan_core::tx::{SignedTx, StateKey, TxKind};
+use banyan_core::value::{SidechainRecord, SidechainStatus, StateValue};
 use banyan_mainchain::assignment::AssignedCommittees;
 use banyan_mainchain::{Assignments, Genesis, OwnRegistry};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
@@ -49,7 +49,7 @@ pub struct Node {
     /// What its chain instances are built from.
     factory: ChainFactory,
     /// The committees the main chain assigns sidechains.
-    assignments: Arc<Assignments>,
+    pub(crate) assignments: Arc<Assignments>,
 }
 
 /// What every chain instance of a node is built from besides its genesis: the node's keys,
@@ -466,7 +466,9 @@ impl Node {
             }
             wire::Body::Txs(txs) => {
                 // Gossiped transactions: checked like any others, not gossiped again.
-                let _ = self.insert(&instance, &txs);
+                if self.closed(chain).is_none() {
+                    let _ = self.insert(&instance, &txs);
+                }
             }
             wire::Body::BlocksRequest { from: lo, to: hi } => {
                 self.serve_blocks(from, &instance, lo, hi)
@@ -565,6 +567,31 @@ impl Node {
             }
         }
         results
+    }
+
+    /// This validator's BLS key.
+    pub(crate) fn validator_key(&self) -> banyan_core::keys::BlsPublicKey {
+        self.factory.key.public_key()
+    }
+
+    /// Why `chain` takes no new transactions, if it does not: a retired sidechain (what it
+    /// holds settles back to the main chain from its final checkpoint).
+    fn closed(&self, chain: ChainId) -> Option<String> {
+        if !crate::sidechains::is_sidechain(chain) {
+            return None;
+        }
+        match self
+            .assignments
+            .store()
+            .state_value(&StateKey::Sidechain(chain))
+        {
+            Ok(StateValue::Sidechain(Some(r))) if !r.is_active() => Some(format!(
+                "sidechain {} is retired and takes no new transactions; its balances settle \
+                 back to the main chain from its final checkpoint (`banyan sidechain status {}`)",
+                chain.0, chain.0
+            )),
+            _ => None,
+        }
     }
 
     /// Put a transaction this node made itself (a checkpoint) into `instance`'s mempool and
@@ -682,6 +709,19 @@ impl Node {
                     epoch: c.epoch.0,
                     main_epoch: c.main_epoch.0,
                 })
+            },
+            locked: if record.is_active() {
+                record.deposit.0.to_string()
+            } else {
+                match self
+                    .assignments
+                    .store()
+                    .state_value(&StateKey::Escrow(chain, AssetId::NATIVE))
+                    .map_err(storage)?
+                {
+                    StateValue::Amount(a) => a.0.to_string(),
+                    _ => "0".to_string(),
+                }
             },
         })
     }
@@ -831,6 +871,7 @@ fn kind_name(k: &TxKind) -> &'static str {
         TxKind::ReportEquivocation { .. } => "report_equivocation",
         TxKind::ReportProposalEquivocation { .. } => "report_proposal_equivocation",
         TxKind::SubmitCheckpoint { .. } => "submit_checkpoint",
+        TxKind::SettleBalance { .. } => "settle_balance",
     }
 }
 
@@ -876,6 +917,12 @@ impl NodeApi for Node {
                 }
                 continue;
             };
+            if let Some(why) = self.closed(chain) {
+                for (i, _) in items {
+                    out[i] = Some(Err(ApiError::Rejected(why.clone())));
+                }
+                continue;
+            }
             let items = self.refuse_unseatable(&instance, items, &mut out);
             let (idx, txs): (Vec<usize>, Vec<SignedTx>) = items.into_iter().unzip();
             let results = self.insert(&instance, &txs);

@@ -1,7 +1,7 @@
 //! Sidechains through the command line of real `banyan` processes: spawn with bad parameters
 //! and too small a deposit (clear errors, nothing locked), spawn (the id printed is the one
 //! the main chain records, the deposit is locked), list, retire by another account (refused)
-//! and by the spawner (the deposit comes back).
+//! and by the spawner (the deposit comes back, through settlement once the sidechain ran).
 
 mod cluster;
 
@@ -111,9 +111,19 @@ async fn sidechains_are_spawned_listed_and_retired_from_the_command_line() {
         balance(c.account(0, other_public.account_address).await),
         other_before - 1
     );
-    // The spawner retires it and gets the deposit back.
+    // The spawner retires it and gets the deposit back: at once if it never ran, else by
+    // settlement once the retirement takes effect (nothing was spent on it).
     sidechain_cli(&c, Some(demo), &["retire", &id.0.to_string()]).expect("retire");
-    assert_eq!(balance(c.account(0, me).await), after_small - 2);
+    let waited = std::time::Instant::now();
+    while balance(c.account(0, me).await) != after_small - 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the deposit did not come back: {} of {}",
+            balance(c.account(0, me).await),
+            after_small - 2
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let listed = sidechain_cli(&c, None, &["list"]).expect("list");
     assert!(
         listed.contains(&format!("sidechain {}: retired", id.0)),
@@ -601,18 +611,58 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
         "{after:?} after {cp:?}"
     );
 
-    // Retired by its spawner: every instance stops (the data stays). It takes effect at the
-    // main epoch after the one the retirement committed in (which may have ended by now).
-    let before_retire = client.sidechain(id).await.expect("sidechain").main_epoch;
+    // Retired by its spawner: it takes no new transactions, its final checkpoint holds every
+    // balance, and once the retirement takes effect (the next main epoch) every instance stops
+    // (the data stays) and each balance is settled back to the main chain from the deposit.
+    let side_balance =
+        |v: banyan_node::api::AccountView| -> u128 { v.balance.parse().expect("decimal balance") };
+    let demo_on_side = side_balance(
+        c.client(best)
+            .account(id, me, banyan_core::ids::AssetId::NATIVE)
+            .await
+            .expect("demo on the sidechain"),
+    );
+    assert_eq!(
+        demo_on_side,
+        2_000_000 - 1_000 - 1,
+        "deposit less a transfer and its fee"
+    );
+    let recipient = cluster::recipient(77);
+    // (Read on node 0, the one the command waited on.)
+    let before_retire = main.sidechain(id).await.expect("sidechain").main_epoch;
     sidechain_cli(&c, Some(demo.clone()), &["retire", &id.0.to_string()]).expect("retire");
     let retire_committed = std::time::Instant::now();
-    let retired = client.sidechain(id).await.expect("sidechain");
+    let retired = main.sidechain(id).await.expect("sidechain");
     assert_eq!(retired.status, "retired");
     let from = u64::from(retired.retired_from_epoch.expect("retirement epoch"));
     assert!(
         before_retire < from && from <= retired.main_epoch + 1,
         "retired from {from}, asked in main epoch {before_retire}: {retired:?}"
     );
+    let refused = c
+        .cli(
+            best,
+            &[
+                "tx",
+                "transfer",
+                "--chain",
+                &id.0.to_string(),
+                "--to",
+                &recipient.to_hex(),
+                "--amount",
+                "5",
+                "--keys",
+                &demo_dir,
+                "--password-file",
+                &password,
+            ],
+        )
+        .expect_err("a transfer on a retired sidechain");
+    assert!(
+        refused.contains("is retired and takes no new transactions"),
+        "{refused}"
+    );
+    let demo_main_before = side_balance(c.account(0, me).await);
     wait_until(Duration::from_secs(120), "every instance stops", || async {
         let mut any = false;
         for i in 0..5 {
@@ -623,6 +673,31 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
     .await;
     eprintln!(
         "sidechain {}: every instance stopped {} ms after the retirement committed",
+        id.0,
+        retire_committed.elapsed().as_millis()
+    );
+
+    // Every balance settles back: the recipient's 1000 and the spawner's remainder; what the
+    // sidechain burned in fees (the transfer's 1) stays locked.
+    wait_until(Duration::from_secs(60), "every balance settled", || async {
+        let got = c.account(0, recipient).await;
+        let demo = c.account(0, me).await;
+        side_balance(got) == 1_000 && side_balance(demo) == demo_main_before + demo_on_side
+    })
+    .await;
+    let settled = c.client(0).sidechain(id).await.expect("sidechain");
+    assert_eq!(settled.locked, "1", "{settled:?}");
+    // The node whose store is read below has committed the settlements too.
+    wait_until(Duration::from_secs(60), "settled on every node", || async {
+        c.client(best)
+            .sidechain(id)
+            .await
+            .is_ok_and(|v| v.locked == "1")
+    })
+    .await;
+    eprintln!(
+        "sidechain {}: every balance settled on the main chain {} ms after the retirement \
+         committed",
         id.0,
         retire_committed.elapsed().as_millis()
     );
@@ -668,4 +743,52 @@ async fn a_spawned_sidechain_runs_on_the_committee_the_main_chain_draws_and_rota
             "committee of sidechain epoch {k} (main epoch {main_epoch})"
         );
     }
+
+    // Supply over both chains: the main chain's native supply is its genesis supply less the
+    // fees burned on it, the sidechain's burned fees still locked in its escrow, and nothing
+    // else was made or lost across spawn, transfers, checkpoints, retirement and settlement.
+    let genesis =
+        banyan_mainchain::Genesis::from_file(&c.nodes[best].config.genesis).expect("genesis");
+    let genesis_supply = banyan_ledger::native_supply(&genesis.initial_state()).expect("fits");
+    let burned = |store: &banyan_chain::ChainStore| -> u128 {
+        let tip = store.committed().expect("read").expect("tip").height.0;
+        let mut sum = 0u128;
+        for h in 1..=tip {
+            let block = store
+                .block_by_height(banyan_core::ids::Height(h))
+                .expect("read")
+                .expect("block");
+            let receipts = store
+                .receipts(banyan_core::ids::Height(h))
+                .expect("read")
+                .expect("receipts");
+            for (tx, r) in block.txs.iter().zip(receipts) {
+                let admission = r.failure.as_deref().is_some_and(|f| {
+                    ["WrongChain", "BadNonce", "NonceExhausted", "CannotPayFee"]
+                        .iter()
+                        .any(|a| f.starts_with(a))
+                });
+                if !admission {
+                    sum += tx.body.fee.0;
+                }
+            }
+        }
+        sum
+    };
+    let main_state = main.load_state().expect("main state");
+    let supply = banyan_ledger::native_supply(&main_state).expect("fits");
+    assert_eq!(
+        supply.0,
+        genesis_supply.0 - burned(&main),
+        "main-chain native supply"
+    );
+    let escrow = main_state.get(&banyan_core::tx::StateKey::Escrow(
+        id,
+        banyan_core::ids::AssetId::NATIVE,
+    ));
+    assert_eq!(
+        escrow,
+        banyan_core::value::StateValue::Amount(banyan_core::ids::Amount(burned(&side))),
+        "the escrow keeps exactly what the sidechain burned"
+    );
 }
