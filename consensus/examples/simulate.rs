@@ -68,6 +68,7 @@ fn main() {
     let (mut violations, mut liveness, mut commits, mut msgs) = (0u64, 0u64, 0u64, 0u64);
     let (mut lat_sum, mut lat_n, mut rounds_sum) = (0u64, 0u64, 0u64);
     let mut double_signs = 0u64;
+    let mut longest_stall = 0u64;
     for seed in args.first_seed..args.first_seed + args.seeds {
         let cfg = if args.fault_free {
             scenario::fault_free(args.validators, seed, 10_000)
@@ -84,14 +85,15 @@ fn main() {
         let r = sim.run();
         if args.verbose {
             eprintln!(
-                "seed {seed}: height {} commits {} violations {} double-signs {} liveness-failure {} msgs {} end {} ms round {} evidence {:?} rejected {:?}",
+                "seed {seed}: height {} commits {} violations {} double-signs {} liveness-failure {} longest-stall {} ms msgs {} end {} ms round {} evidence {:?} rejected {:?}",
                 r.committed_height, r.honest_commits, r.safety_violations, r.double_signs,
-                r.liveness_failure, r.messages, r.end_ms, r.max_round, r.evidence, r.rejected
+                r.liveness_failure, r.max_stall_ms, r.messages, r.end_ms, r.max_round, r.evidence, r.rejected
             );
         }
         violations += r.safety_violations as u64;
         double_signs += r.double_signs as u64;
         liveness += u64::from(r.liveness_failure);
+        longest_stall = longest_stall.max(r.max_stall_ms);
         commits += r.committed_height;
         msgs += r.messages;
         lat_sum += r.commit_latency_sum_ms;
@@ -110,6 +112,7 @@ fn main() {
                 "byzantine": args.byzantine,
                 "safety_violations": violations,
                 "liveness_failures": liveness,
+                "longest_stall_after_gst_ms": longest_stall,
                 "commits": commits,
                 "mean_commit_latency_ms": (mean_ms * 10.0).round() / 10.0,
                 "messages_per_commit": (per_commit * 10.0).round() / 10.0,
@@ -119,7 +122,7 @@ fn main() {
         );
     } else {
         println!(
-            "seeds {} validators {} byzantine {}: safety violations {violations}, liveness failures {liveness}, commits {commits}, mean commit latency {mean_ms:.1} ms ({mean_rounds:.2} rounds), {per_commit:.1} messages/commit, double signs {double_signs}",
+            "seeds {} validators {} byzantine {}: safety violations {violations}, liveness failures {liveness} (longest stall after GST {longest_stall} ms), commits {commits}, mean commit latency {mean_ms:.1} ms ({mean_rounds:.2} rounds), {per_commit:.1} messages/commit, double signs {double_signs}",
             args.seeds, args.validators, args.byzantine
         );
     }

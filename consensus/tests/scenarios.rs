@@ -246,3 +246,28 @@ fn paced_leaders_space_blocks_and_stay_live() {
         );
     }
 }
+
+/// Liveness is a pace, not one commit: after GST every honest node that is up keeps
+/// committing, no stretch without a commit longer than the bound. A node paused for longer
+/// than the bound is not stalled while paused (it commits again soon after it resumes).
+#[test]
+fn liveness_means_commits_keep_coming() {
+    let mut cfg = base(7);
+    cfg.pauses.push(PausePlan {
+        node: 2,
+        from_ms: 2_000,
+        until_ms: 9_000,
+    });
+    cfg.liveness_bound_ms = 5_000;
+    let (r, _) = run_safe(cfg.clone());
+    assert_progress(&r, 10);
+    assert!(
+        r.max_stall_ms > 0 && r.max_stall_ms < 5_000,
+        "longest stall {} ms",
+        r.max_stall_ms
+    );
+    // A bound below the pace the run actually kept is missed: the check can fail.
+    cfg.liveness_bound_ms = r.max_stall_ms - 1;
+    let (strict, _) = run_safe(cfg);
+    assert!(strict.liveness_failure, "{strict:?}");
+}

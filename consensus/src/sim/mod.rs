@@ -169,7 +169,8 @@ pub struct SimConfig {
     /// Stop at this simulated time.
     pub max_time_ms: Millis,
     /// An honest node that is up must commit within this long after GST (or after its
-    /// restart, if later).
+    /// restart or resume, if later), and again within this long after each commit: a longer
+    /// stretch without one is a liveness failure ([`SimReport::max_stall_ms`]).
     pub liveness_bound_ms: Millis,
     /// Stop early once every honest node committed this many blocks after GST.
     pub stop_after_commits: Option<u64>,
@@ -247,6 +248,8 @@ pub struct SimReport {
     pub trace: Digest,
     /// Simulated time at the end.
     pub end_ms: Millis,
+    /// The longest time after GST an honest node was up (not paused) without committing.
+    pub max_stall_ms: Millis,
     /// Highest round reached by an honest node.
     pub max_round: u64,
     /// When each height was first committed by an honest node.
@@ -318,6 +321,10 @@ struct Node {
     restart_after_ms: Option<Millis>,
     commits_after_gst: u64,
     up_since_ms: Millis,
+    /// Its last commit (0: none yet).
+    last_commit_ms: Millis,
+    /// The longest time after GST it was up, not paused, and committed nothing.
+    max_stall_ms: Millis,
     epoch: Epoch,
     epoch_base: Option<(Block, EpochChangeProof)>,
     /// Proofs of every epoch end this node went through (its durable archive).
@@ -469,6 +476,8 @@ impl Simulation {
                     halted: false,
                     restart_after_ms: None,
                     commits_after_gst: 0,
+                    last_commit_ms: 0,
+                    max_stall_ms: 0,
                     up_since_ms: 0,
                     epoch: cfg.replica.epoch,
                     epoch_base: None,
@@ -644,7 +653,20 @@ impl Simulation {
             .all(|n| n.commits_after_gst >= k)
     }
 
+    /// Count the time node `node` has gone without a commit, up to now, into its longest
+    /// stall: only time after GST, since it last booted, resumed or committed.
+    fn note_stall(&mut self, node: usize) {
+        let gst = self.cfg.gst_ms;
+        let now = self.now;
+        let n = &mut self.nodes[node];
+        let since = n.last_commit_ms.max(gst).max(n.up_since_ms);
+        n.max_stall_ms = n.max_stall_ms.max(now.saturating_sub(since));
+    }
+
     fn crash(&mut self, node: usize) {
+        if self.nodes[node].replica.is_some() && !self.nodes[node].paused {
+            self.note_stall(node);
+        }
         let n = &mut self.nodes[node];
         n.replica = None;
         n.incarnation += 1;
@@ -704,9 +726,16 @@ impl Simulation {
                     self.boot(node);
                 }
             }
-            Event::Pause(node) => self.nodes[node].paused = true,
+            Event::Pause(node) => {
+                if self.nodes[node].replica.is_some() && !self.nodes[node].paused {
+                    self.note_stall(node);
+                }
+                self.nodes[node].paused = true;
+            }
             Event::Resume(node) => {
                 self.nodes[node].paused = false;
+                // Time paused is not a stall: count from here.
+                self.nodes[node].up_since_ms = self.now;
                 let inbox = std::mem::take(&mut self.nodes[node].inbox);
                 for (from, m) in inbox {
                     if self.nodes[node].replica.is_none() {
@@ -900,8 +929,10 @@ impl Simulation {
                 .last_commit_ms
                 .insert(b.header.height.0, self.now);
             if self.now >= self.cfg.gst_ms {
+                self.note_stall(node);
                 self.nodes[node].commits_after_gst += 1;
             }
+            self.nodes[node].last_commit_ms = self.now;
         }
     }
 
@@ -955,14 +986,30 @@ impl Simulation {
         self.report.double_signs = self.signs.double_signs.len();
         let bound_end = self.cfg.gst_ms.saturating_add(self.cfg.liveness_bound_ms);
         let stopped_early = self.done();
-        self.report.liveness_failure = !stopped_early
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.behavior.is_honest() && !n.halted && n.replica.is_some() && !n.paused {
+                self.note_stall(i);
+            }
+        }
+        self.report.max_stall_ms = self
+            .nodes
+            .iter()
+            .filter(|n| n.behavior.is_honest() && !n.halted)
+            .map(|n| n.max_stall_ms)
+            .max()
+            .unwrap_or(0);
+        // Live: after GST every honest node that is up commits, and keeps committing: no
+        // stretch of the bound's length without a commit (not only one commit in all).
+        self.report.liveness_failure = (!stopped_early
             && self.now >= bound_end
             && self.nodes.iter().any(|n| {
                 n.behavior.is_honest()
                     && !n.halted
                     && n.replica.is_some()
                     && n.commits_after_gst == 0
-            });
+            }))
+            || self.report.max_stall_ms > self.cfg.liveness_bound_ms;
         self.report.max_round = self
             .nodes
             .iter()
