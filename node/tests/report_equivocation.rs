@@ -159,14 +159,25 @@ async fn report(c: &Cluster, file: &std::path::Path, offender: Option<&str>) -> 
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The committed transaction `id` and the epoch of its block.
+/// The committed transaction `id` and the epoch of its block. The command waited for the
+/// sender's nonce to move, which node 0's state shows a moment before its status does: look
+/// again for a few seconds before giving up.
 async fn committed_tx(c: &Cluster, id: &str) -> (banyan_node::api::TxView, u64) {
-    let tip = c.height(0).await.expect("up");
-    for h in (1..=tip).rev() {
-        let b = c.block(0, h).await;
-        if let Some(t) = b.txs.into_iter().find(|t| t.id == id) {
-            return (t, b.epoch);
+    let started = std::time::Instant::now();
+    let mut searched_from = 1;
+    loop {
+        let tip = c.height(0).await.expect("up");
+        for h in (searched_from..=tip).rev() {
+            let b = c.block(0, h).await;
+            if let Some(t) = b.txs.into_iter().find(|t| t.id == id) {
+                return (t, b.epoch);
+            }
         }
+        searched_from = tip.max(1);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "transaction {id} is in no committed block up to {tip}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("transaction {id} is in no committed block up to {tip}");
 }
