@@ -16,3 +16,7 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 
 say "cargo test (release)"
 cargo test --release --workspace --locked
+
+# Every fuzz target, briefly, from its seeds and what earlier runs here found (the long mode:
+# scripts/fuzz.sh --time 600).
+bash scripts/fuzz.sh --time "${BANYAN_FUZZ_SECONDS:-10}"

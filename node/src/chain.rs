@@ -11,7 +11,6 @@
 use crate::api::{ChainStatus, ValidatorView};
 use crate::config::VerifiedPeer;
 use crate::metrics::Metrics;
-use crate::wire;
 use anyhow::{anyhow, Context, Result};
 use banyan_chain::{
     Action, ChainApp, ChainEngine, ChainGenesis, ChainStore, CommitObserver, CommitteeSource,
@@ -27,6 +26,7 @@ use banyan_ledger::Receipt;
 use banyan_mainchain::registry;
 use banyan_net::{Class, Network, PeerKey};
 use banyan_store::Store;
+use banyan_wire as wire;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};

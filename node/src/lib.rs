@@ -5,7 +5,7 @@
 //!   chain, JSON-RPC ([`rpc`]) and Prometheus ([`metrics`]) — answering through [`api`];
 //! - [`sidechains`]: the sidechains this validator is assigned to, started and stopped
 //!   as the main chain assigns them;
-//! - [`chain`]: the thread that drives one chain's consensus replica; [`wire`]: its frames;
+//! - [`chain`]: the thread that drives one chain's consensus replica; its frames are [`banyan_wire`];
 //! - [`init`], [`config`]: node directories; [`devnet`]: a local network of processes;
 //! - [`client_cmd`], [`load`]: `status`, `tx`, `query`, `validator`, `load` over JSON-RPC;
 //! - [`keystore`], [`key_dir`]: EIP-2335 keystores and key directories;
@@ -29,4 +29,3 @@ pub mod rpc;
 pub mod service;
 pub mod sidechains;
 pub mod turns;
-pub mod wire;

@@ -11,7 +11,6 @@ use crate::config::{NodeConfig, VerifiedPeer};
 use crate::key_dir::KeyPaths;
 use crate::metrics::Metrics;
 use crate::rpc::server::{serve, serve_metrics};
-use crate::wire;
 use anyhow::{anyhow, bail, Context, Result};
 use banyan_chain::mempool::CommittedAccounts;
 use banyan_chain::{ChainGenesis, Mempool, MempoolLimits};
@@ -25,6 +24,7 @@ use banyan_mainchain::{Assignments, Genesis, OwnRegistry};
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
 use banyan_sidechain::{MainChainCommittees, SidechainGenesis};
 use banyan_store::{Store, StoreOptions};
+use banyan_wire as wire;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -205,8 +205,8 @@ async fn run_async(cfg: NodeConfig) -> Result<()> {
             .collect(),
     );
     // Any message the consensus accepts must fit a frame (a block of the largest size).
-    net_cfg.max_frame_bytes = crate::wire::MAX_FRAME_BYTES;
-    net_cfg.queue_bytes = net_cfg.queue_bytes.max(2 * crate::wire::MAX_FRAME_BYTES);
+    net_cfg.max_frame_bytes = wire::MAX_FRAME_BYTES;
+    net_cfg.queue_bytes = net_cfg.queue_bytes.max(2 * wire::MAX_FRAME_BYTES);
     let (network, receivers) = Network::start(net_cfg)
         .await
         .map_err(|e| anyhow!("cannot start the QUIC network on {}: {e}", cfg.p2p_listen))?;
@@ -364,7 +364,7 @@ async fn wait_for_stop(node: &Node) -> Option<String> {
 }
 
 /// Each chain's share of the sync class's receive queue, in bytes (a few block frames).
-pub const SYNC_SHARE_BYTES: usize = 4 * crate::wire::BLOCKS_FRAME_BUDGET;
+pub const SYNC_SHARE_BYTES: usize = 4 * wire::BLOCKS_FRAME_BUDGET;
 /// Each chain's share of the mempool class's receive queue, in bytes.
 pub const MEMPOOL_SHARE_BYTES: usize = 32 << 20;
 
@@ -418,8 +418,7 @@ fn spawn_class_worker(
         while let Some(inc) = inbox.recv().await {
             // Frames for no hosted chain (or too short to name one) are refused and counted
             // right here; only hosted chains get a queue.
-            let Some(chain) =
-                crate::wire::chain_of(&inc.payload).filter(|c| node.instance(*c).is_some())
+            let Some(chain) = wire::chain_of(&inc.payload).filter(|c| node.instance(*c).is_some())
             else {
                 node.on_frame(inc.from, &inc.payload);
                 continue;

@@ -20,7 +20,7 @@ use banyan_core::header::Block;
 use banyan_core::ids::{ChainId, Epoch, Height, Round};
 use banyan_core::keys::BlsSecretKey;
 use banyan_net::{Class, NetConfig, Network, PeerConfig, Receivers};
-use banyan_node::wire;
+use banyan_wire as wire;
 use cluster::{recipient, transfer, Cluster};
 use std::time::{Duration, Instant};
 

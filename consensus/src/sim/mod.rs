@@ -15,6 +15,7 @@
 
 pub mod byzantine;
 pub mod checker;
+pub mod cluster;
 pub mod scenario;
 
 use banyan_core::certificate::{Committee, CommitteeMember};

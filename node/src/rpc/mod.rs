@@ -66,106 +66,14 @@ pub mod limiter;
 pub mod server;
 
 use crate::api::ApiError;
-use banyan_core::codec;
-use banyan_core::tx::{SignedTx, MAX_TX_BYTES};
-use serde::{Deserialize, Serialize};
 
-/// The JSON is malformed.
-pub const PARSE_ERROR: i64 = -32700;
-/// The JSON is not a valid JSON-RPC 2.0 request (or the body is too large: HTTP 413).
-pub const INVALID_REQUEST: i64 = -32600;
-/// No such method.
-pub const METHOD_NOT_FOUND: i64 = -32601;
-/// The parameters are missing, of the wrong type or fail to decode.
-pub const INVALID_PARAMS: i64 = -32602;
-/// The server failed while answering (a bug or a crashed worker).
-pub const INTERNAL_ERROR: i64 = -32603;
-/// [`ApiError::UnknownChain`].
-pub const UNKNOWN_CHAIN: i64 = -32001;
-/// [`ApiError::NotFound`].
-pub const NOT_FOUND: i64 = -32002;
-/// [`ApiError::Rejected`].
-pub const REJECTED: i64 = -32003;
-/// [`ApiError::Unavailable`].
-pub const UNAVAILABLE: i64 = -32004;
-/// The client exceeded its call rate (HTTP 429, with `Retry-After`); nothing ran.
-pub const RATE_LIMITED: i64 = -32005;
-/// The client holds too many connections (HTTP 429); the connection is closed.
-pub const TOO_MANY_CONNECTIONS: i64 = -32006;
-/// This call's answer is not in the response: it would have taken the response past the size
-/// cap, or it came after one that would; it changed nothing (a submission that crosses the
-/// cap returns its answer instead). Split the batch.
-pub const RESPONSE_TOO_LARGE: i64 = -32007;
-/// The request body did not arrive within the timeout (HTTP 408); nothing ran.
-pub const BODY_TIMEOUT: i64 = -32008;
-/// The server's buffer for request bodies is full (HTTP 503); nothing ran, retry shortly.
-pub const BUSY: i64 = -32009;
-/// [`ApiError::Forbidden`]: an admin method on a node that does not serve them.
-pub const FORBIDDEN: i64 = -32010;
+pub use banyan_wire::rpc::*;
 
-/// `banyan_submitTx`.
-pub const SUBMIT_TX: &str = "banyan_submitTx";
-/// `banyan_submitTxs`.
-pub const SUBMIT_TXS: &str = "banyan_submitTxs";
-/// `banyan_getAccount`.
-pub const GET_ACCOUNT: &str = "banyan_getAccount";
-/// `banyan_getBlock`.
-pub const GET_BLOCK: &str = "banyan_getBlock";
-/// `banyan_getCertifiedHeader`.
-pub const GET_CERTIFIED_HEADER: &str = "banyan_getCertifiedHeader";
-/// `banyan_getValidators`.
-pub const GET_VALIDATORS: &str = "banyan_getValidators";
-/// `banyan_status`.
-pub const STATUS: &str = "banyan_status";
-/// `banyan_getSidechains`.
-pub const GET_SIDECHAINS: &str = "banyan_getSidechains";
-/// `banyan_getSidechain`.
-pub const GET_SIDECHAIN: &str = "banyan_getSidechain";
-/// `banyan_startTestChain` (admin).
-pub const START_TEST_CHAIN: &str = "banyan_startTestChain";
-/// `banyan_stopChain` (admin).
-pub const STOP_CHAIN: &str = "banyan_stopChain";
-/// `rpc.discover`: the OpenRPC document describing every method.
-pub const RPC_DISCOVER: &str = "rpc.discover";
 /// The OpenRPC document (`node/openrpc.json`), kept in the repository and served by
 /// `rpc.discover`; a test holds it equal to what the server answers.
 pub const OPENRPC_JSON: &str = include_str!("../../openrpc.json");
-/// Every method the server knows (also the `method` label values of the RPC metrics, besides
-/// `unknown`).
-pub const METHODS: [&str; 12] = [
-    SUBMIT_TX,
-    SUBMIT_TXS,
-    GET_ACCOUNT,
-    GET_BLOCK,
-    GET_CERTIFIED_HEADER,
-    GET_VALIDATORS,
-    STATUS,
-    GET_SIDECHAINS,
-    GET_SIDECHAIN,
-    START_TEST_CHAIN,
-    STOP_CHAIN,
-    RPC_DISCOVER,
-];
 
-/// A JSON-RPC error object: `{"code": .., "message": ..}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorObject {
-    /// The error code (see the module docs).
-    pub code: i64,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl ErrorObject {
-    /// An error with `code` and `message`.
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        ErrorObject {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
+/// The error object of an [`ApiError`].
 impl From<&ApiError> for ErrorObject {
     fn from(e: &ApiError) -> Self {
         ErrorObject::new(api_error_code(e), e.to_string())
@@ -182,43 +90,4 @@ pub fn api_error_code(e: &ApiError) -> i64 {
         ApiError::Unavailable(_) => UNAVAILABLE,
         ApiError::Forbidden(_) => FORBIDDEN,
     }
-}
-
-/// Why a tx hex string is not a transaction.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TxHexError {
-    /// Longer than the hex of [`MAX_TX_BYTES`] bytes.
-    #[error("{len} hex digits is longer than a transaction can be ({max} digits)")]
-    TooLong {
-        /// Hex digits given.
-        len: usize,
-        /// Most accepted.
-        max: usize,
-    },
-    /// Not hex.
-    #[error("not hex: {0}")]
-    NotHex(String),
-    /// Hex of bytes that are not a signed transaction.
-    #[error("not the canonical encoding of a signed transaction: {0}")]
-    NotATx(String),
-}
-
-/// Hex of the canonical encoding of `tx`.
-pub fn encode_tx_hex(tx: &SignedTx) -> String {
-    hex::encode(codec::encode(tx))
-}
-
-/// Decode the hex of a canonically encoded [`SignedTx`] (an optional `0x` is accepted). The
-/// length is checked before anything is allocated.
-pub fn decode_tx_hex(s: &str) -> Result<SignedTx, TxHexError> {
-    let digits = s.strip_prefix("0x").unwrap_or(s);
-    let max = 2 * MAX_TX_BYTES;
-    if digits.len() > max {
-        return Err(TxHexError::TooLong {
-            len: digits.len(),
-            max,
-        });
-    }
-    let bytes = hex::decode(digits).map_err(|e| TxHexError::NotHex(e.to_string()))?;
-    codec::decode(&bytes, MAX_TX_BYTES).map_err(|e| TxHexError::NotATx(e.to_string()))
 }

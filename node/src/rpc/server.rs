@@ -44,17 +44,16 @@
 //! errors); both functions return `Ok(())` once `shutdown` completes and open connections are
 //! drained (in-flight requests finish, for at most [`DRAIN_TIMEOUT`]).
 
-use super::body::{parse_body, read_body, BodyError, ParseFailure, BUDGET_UNIT_BYTES};
+use super::body::{read_body, BodyError, BUDGET_UNIT_BYTES};
 use super::limiter::{ClientKey, ClientLimits, Clients, ConnectionGuard, Refused};
 use super::{
-    decode_tx_hex, ErrorObject, BODY_TIMEOUT, BUSY, GET_ACCOUNT, GET_BLOCK, GET_CERTIFIED_HEADER,
-    GET_SIDECHAIN, GET_SIDECHAINS, GET_VALIDATORS, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
-    METHODS, METHOD_NOT_FOUND, PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE, RPC_DISCOVER,
-    START_TEST_CHAIN, STATUS, STOP_CHAIN, SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
+    parse_body, parse_entry, Call, Entry, ErrorObject, ParseFailure, BODY_TIMEOUT, BUSY,
+    INTERNAL_ERROR, INVALID_REQUEST, METHODS, PARSE_ERROR, RATE_LIMITED, RESPONSE_TOO_LARGE,
+    SUBMIT_TX, SUBMIT_TXS, TOO_MANY_CONNECTIONS,
 };
 use crate::api::{ApiError, NodeApi, Submitted};
 use crate::metrics::Metrics;
-use banyan_core::ids::{Address, AssetId, ChainId};
+
 use banyan_core::tx::SignedTx;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -65,7 +64,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -884,36 +883,13 @@ fn run_entries(state: &State, entries: Vec<Value>, batch: bool) -> Reply {
 
 /// Read one entry of a request (a malformed one is counted here).
 fn prepare(state: &State, request: Value) -> Prepared {
-    let started = Instant::now();
-    let invalid = |id: Value, message: &str| {
-        state.record("unknown", false, started);
-        Prepared::Invalid(error_entry(
-            &id,
-            &ErrorObject::new(INVALID_REQUEST, format!("invalid request: {message}")),
-        ))
-    };
-    let Value::Object(mut obj) = request else {
-        return invalid(Value::Null, "a request must be a JSON object");
-    };
-    let id = match obj.remove("id") {
-        None => None,
-        Some(v @ (Value::Null | Value::String(_) | Value::Number(_))) => Some(v),
-        Some(_) => return invalid(Value::Null, "`id` must be a string, a number or null"),
-    };
-    let reply_id = id.clone().unwrap_or(Value::Null);
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return invalid(reply_id, "`jsonrpc` must be \"2.0\"");
+    match parse_entry(request) {
+        Ok(Entry { id, method, params }) => Prepared::Call { id, method, params },
+        Err((id, error)) => {
+            state.record("unknown", false, Instant::now());
+            Prepared::Invalid(error_entry(&id, &error))
+        }
     }
-    let method = match obj.remove("method") {
-        Some(Value::String(m)) => m,
-        _ => return invalid(reply_id, "`method` must be a string"),
-    };
-    let params = match obj.remove("params") {
-        None => None,
-        Some(p @ (Value::Array(_) | Value::Object(_))) => Some(p),
-        Some(_) => return invalid(reply_id, "`params` must be an array or an object"),
-    };
-    Prepared::Call { id, method, params }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ErrorObject> {
@@ -925,55 +901,19 @@ fn api_err(e: ApiError) -> ErrorObject {
     ErrorObject::from(&e)
 }
 
-fn bad_params(message: impl Into<String>) -> ErrorObject {
-    ErrorObject::new(
-        INVALID_PARAMS,
-        format!("invalid params: {}", message.into()),
-    )
-}
-
 /// Run one call and encode its result; on the blocking pool.
 fn call(state: &State, method: &str, params: Option<Value>) -> Result<Vec<u8>, ErrorObject> {
     let api = &state.api;
-    match method {
-        SUBMIT_TX => {
-            let p = named(params, &["tx"])?;
-            let hex = required_str(&p, "tx", "the hex of a signed transaction")?;
-            let tx = decode_tx_hex(hex).map_err(|e| bad_params(format!("`tx`: {e}")))?;
-            let mut results = submit(state, vec![tx]);
-            match results.pop() {
-                Some(Ok(s)) => to_json(&s),
-                Some(Err(e)) => Err(api_err(e)),
-                None => Err(ErrorObject::new(
-                    INTERNAL_ERROR,
-                    "the node returned no result for the transaction",
-                )),
-            }
-        }
-        SUBMIT_TXS => {
-            let mut p = named(params, &["txs"])?;
-            let Some(Value::Array(items)) = p.remove("txs") else {
-                return Err(bad_params(
-                    "`txs` must be an array of signed transactions in hex",
-                ));
-            };
-            let max = state.limits.max_txs_per_call;
-            if items.len() > max {
-                return Err(bad_params(format!(
-                    "{} transactions in one call exceed the limit of {max}; split them",
-                    items.len()
-                )));
-            }
-            let mut txs = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let hex = item
-                    .as_str()
-                    .ok_or_else(|| bad_params(format!("transaction {i}: must be a hex string")))?;
-                txs.push(
-                    decode_tx_hex(hex).map_err(|e| bad_params(format!("transaction {i}: {e}")))?,
-                );
-            }
-            drop(items);
+    match Call::parse(method, params, state.limits.max_txs_per_call)? {
+        Call::SubmitTx(tx) => match submit(state, vec![*tx]).pop() {
+            Some(Ok(s)) => to_json(&s),
+            Some(Err(e)) => Err(api_err(e)),
+            None => Err(ErrorObject::new(
+                INTERNAL_ERROR,
+                "the node returned no result for the transaction",
+            )),
+        },
+        Call::SubmitTxs(txs) => {
             let out: Vec<Value> = submit(state, txs)
                 .into_iter()
                 .map(|r| match r {
@@ -983,84 +923,30 @@ fn call(state: &State, method: &str, params: Option<Value>) -> Result<Vec<u8>, E
                 .collect();
             to_json(&out)
         }
-        GET_ACCOUNT => {
-            let p = named(params, &["address", "chain", "asset"])?;
-            let address = Address::from_hex(required_str(
-                &p,
-                "address",
-                "the hex of a 32-byte account address",
-            )?)
-            .map_err(|e| {
-                bad_params(format!("`address`: {e}; expected 64 hex digits (32 bytes)"))
-            })?;
-            let chain = chain(&p)?;
-            let asset = match optional(&p, "asset") {
-                None => AssetId::NATIVE,
-                Some(v) => {
-                    let s = v
-                        .as_str()
-                        .ok_or_else(|| bad_params("`asset` must be a hex string of 32 bytes"))?;
-                    let mut out = [0u8; 32];
-                    hex::decode_to_slice(s.strip_prefix("0x").unwrap_or(s), &mut out).map_err(
-                        |e| bad_params(format!("`asset`: {e}; expected 64 hex digits (32 bytes)")),
-                    )?;
-                    AssetId(out)
-                }
-            };
-            to_json(&api.account(chain, address, asset).map_err(api_err)?)
-        }
-        GET_BLOCK => {
-            let (chain, height) = chain_and_height(params)?;
-            to_json(&api.block(chain, height).map_err(api_err)?)
-        }
-        GET_CERTIFIED_HEADER => {
-            let (chain, height) = chain_and_height(params)?;
+        Call::GetAccount {
+            chain,
+            address,
+            asset,
+        } => to_json(&api.account(chain, address, asset).map_err(api_err)?),
+        Call::GetBlock { chain, height } => to_json(&api.block(chain, height).map_err(api_err)?),
+        Call::GetCertifiedHeader { chain, height } => {
             to_json(&api.certified_header(chain, height).map_err(api_err)?)
         }
-        GET_VALIDATORS => {
-            let p = named(params, &["chain"])?;
-            let chain = chain(&p)?;
-            to_json(&api.validators(chain).map_err(api_err)?)
-        }
-        STATUS => {
-            named(params, &[])?;
-            to_json(&api.status())
-        }
-        GET_SIDECHAINS => {
-            named(params, &[])?;
-            to_json(&api.sidechains().map_err(api_err)?)
-        }
-        GET_SIDECHAIN => {
-            let p = named(params, &["chain"])?;
-            let chain = required_chain(&p)?;
-            to_json(&api.sidechain(chain).map_err(api_err)?)
-        }
-        START_TEST_CHAIN => {
-            let p = named(params, &["chain"])?;
-            let chain = required_chain(&p)?;
-            to_json(&api.start_test_chain(chain).map_err(api_err)?)
-        }
-        STOP_CHAIN => {
-            let p = named(params, &["chain"])?;
-            let chain = required_chain(&p)?;
+        Call::GetValidators { chain } => to_json(&api.validators(chain).map_err(api_err)?),
+        Call::Status => to_json(&api.status()),
+        Call::GetSidechains => to_json(&api.sidechains().map_err(api_err)?),
+        Call::GetSidechain { chain } => to_json(&api.sidechain(chain).map_err(api_err)?),
+        Call::StartTestChain { chain } => to_json(&api.start_test_chain(chain).map_err(api_err)?),
+        Call::StopChain { chain } => {
             api.stop_chain(chain).map_err(api_err)?;
             to_json(&())
         }
-        RPC_DISCOVER => {
-            named(params, &[])?;
+        Call::Discover => {
             let doc = serde_json::from_str::<Value>(super::OPENRPC_JSON).map_err(|e| {
                 ErrorObject::new(INTERNAL_ERROR, format!("the OpenRPC document: {e}"))
             })?;
             to_json(&doc)
         }
-        other => Err(ErrorObject::new(
-            METHOD_NOT_FOUND,
-            format!(
-                "method not found: `{}`; this node serves {}",
-                truncate(other, 64),
-                METHODS.join(", ")
-            ),
-        )),
     }
 }
 
@@ -1082,108 +968,4 @@ fn submit(state: &State, txs: Vec<SignedTx>) -> Vec<Result<Submitted, ApiError>>
         );
     }
     results
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-/// Parameters by name: an object with only `names` as keys, or an array mapped to `names` by
-/// position. A `null` value counts as absent.
-fn named(params: Option<Value>, names: &[&str]) -> Result<Map<String, Value>, ErrorObject> {
-    let expected = || {
-        if names.is_empty() {
-            "this method takes no parameters".to_string()
-        } else {
-            format!("this method takes: {}", names.join(", "))
-        }
-    };
-    let mut out = Map::new();
-    match params {
-        None => {}
-        Some(Value::Array(items)) => {
-            if items.len() > names.len() {
-                return Err(bad_params(format!(
-                    "{} positional parameters given; {}",
-                    items.len(),
-                    expected()
-                )));
-            }
-            for (name, v) in names.iter().zip(items) {
-                if !v.is_null() {
-                    out.insert((*name).to_string(), v);
-                }
-            }
-        }
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                if !names.contains(&k.as_str()) {
-                    return Err(bad_params(format!(
-                        "unknown parameter `{}`; {}",
-                        truncate(&k, 64),
-                        expected()
-                    )));
-                }
-                if !v.is_null() {
-                    out.insert(k, v);
-                }
-            }
-        }
-        Some(_) => return Err(bad_params("params must be an array or an object")),
-    }
-    Ok(out)
-}
-
-fn optional<'a>(p: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    p.get(name)
-}
-
-fn required_str<'a>(
-    p: &'a Map<String, Value>,
-    name: &str,
-    what: &str,
-) -> Result<&'a str, ErrorObject> {
-    match p.get(name) {
-        None => Err(bad_params(format!("missing parameter `{name}` ({what})"))),
-        Some(v) => v
-            .as_str()
-            .ok_or_else(|| bad_params(format!("`{name}` must be a string ({what})"))),
-    }
-}
-
-/// The `height`?, `chain`? parameters of the block methods.
-fn chain_and_height(params: Option<Value>) -> Result<(ChainId, Option<u64>), ErrorObject> {
-    let p = named(params, &["height", "chain"])?;
-    let height = match optional(&p, "height") {
-        None => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| bad_params("`height` must be a non-negative integer"))?,
-        ),
-    };
-    Ok((chain(&p)?, height))
-}
-
-/// `chain`, which must be given (the admin methods act on one named chain).
-fn required_chain(p: &Map<String, Value>) -> Result<ChainId, ErrorObject> {
-    if p.get("chain").is_none_or(Value::is_null) {
-        return Err(bad_params(
-            "`chain` is required: the id of the chain to act on",
-        ));
-    }
-    chain(p)
-}
-
-fn chain(p: &Map<String, Value>) -> Result<ChainId, ErrorObject> {
-    match p.get("chain") {
-        None => Ok(ChainId::MAIN),
-        Some(v) => v
-            .as_u64()
-            .and_then(|c| u32::try_from(c).ok())
-            .map(ChainId)
-            .ok_or_else(|| bad_params("`chain` must be an integer from 0 to 4294967295")),
-    }
 }

@@ -1,4 +1,8 @@
-//! What a node puts in a QUIC frame: which chain it is for, what it carries, and the bytes.
+//! What Banyan nodes decode from outside, with bounds: peer frames over QUIC (this module's
+//! root) and JSON-RPC requests ([`rpc`]).
+//!
+//! A peer frame is what a node puts in a QUIC frame: which chain it is for, what it carries,
+//! and the bytes.
 //!
 //! ```text
 //! frame = chain id (u32 LE) | kind (u8) | body
@@ -18,6 +22,8 @@ use banyan_core::header::{Block, MAX_BLOCK_BYTES};
 use banyan_core::ids::ChainId;
 use banyan_core::tx::{SignedTx, MAX_TX_BYTES};
 use bytes::Bytes;
+
+pub mod rpc;
 
 /// The largest frame a node sends or accepts: a consensus message of the largest size the
 /// consensus decodes ([`MAX_MESSAGE_BYTES`], which holds a block of [`MAX_BLOCK_BYTES`]) with
