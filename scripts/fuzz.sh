@@ -7,7 +7,7 @@
 #                   install nightly); without it the targets still check every assertion,
 #                   with overflow checks and debug assertions on
 #   TARGET...       some of: wire_frame rpc_request consensus_message transaction block
-#                   certificate state_proof replica (default: all)
+#                   certificate state_proof ledger_block replica (default: all)
 #
 # Each target starts from its checked-in seeds (fuzz/corpus/<target>) plus what earlier runs
 # on this machine found (BANYAN_FUZZ_CORPUS, default ~/.cache/banyan/fuzz-corpus/<target>),
@@ -17,7 +17,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$BANYAN_ROOT/fuzz"
 
-ALL_TARGETS=(wire_frame rpc_request consensus_message transaction block certificate state_proof replica)
+ALL_TARGETS=(wire_frame rpc_request consensus_message transaction block certificate state_proof ledger_block replica)
 SECONDS_EACH=30
 ASAN=0
 TARGETS=()

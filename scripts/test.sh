@@ -10,6 +10,7 @@ ensure_packages prometheus
 
 say "cargo fmt --check"
 cargo fmt --all -- --check || die "formatting differs; run: cargo fmt --all"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check || die "formatting differs in fuzz/; run: cargo fmt --manifest-path fuzz/Cargo.toml"
 
 say "cargo clippy (release, all targets, warnings denied; build cache: $CARGO_TARGET_DIR)"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings

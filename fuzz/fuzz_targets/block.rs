@@ -13,5 +13,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = block.header.id();
     let from_txs = Block::compute_tx_root(&block.txs);
     let from_ids = Block::tx_root_of_ids(block.txs.iter().map(|t| t.id()).collect());
-    assert_eq!(from_txs, from_ids, "two ways to the transaction root disagree");
+    assert_eq!(
+        from_txs, from_ids,
+        "two ways to the transaction root disagree"
+    );
 });

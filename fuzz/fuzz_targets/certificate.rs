@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         if let Ok(stake) = qc.verify(committee) {
-            assert!(stake * 3 > COMMITTEE_SIZE as u128 * 2, "a quorum of {stake}");
+            assert!(
+                stake * 3 > COMMITTEE_SIZE as u128 * 2,
+                "a quorum of {stake}"
+            );
         }
     }
 });

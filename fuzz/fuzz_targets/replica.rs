@@ -54,7 +54,10 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             _ => {
-                let (slot, from) = (usize::from(input.u8()), usize::from(input.u8()) % COMMITTEE_SIZE);
+                let (slot, from) = (
+                    usize::from(input.u8()),
+                    usize::from(input.u8()) % COMMITTEE_SIZE,
+                );
                 if let Some(m) = cluster.slot(slot).cloned() {
                     let _ = cluster.inject(m.to, from, m.message);
                 }

@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             // A path in the tree with its own value.
             0 => smt_entry(known % SMT_ENTRIES),
             // A path in the tree with another entry's value.
-            2 => (smt_entry(known % SMT_ENTRIES).0, smt_entry((known + 1) % SMT_ENTRIES).1),
+            2 => (
+                smt_entry(known % SMT_ENTRIES).0,
+                smt_entry((known + 1) % SMT_ENTRIES).1,
+            ),
             // A path of the input's choosing with some entry's value.
             _ => (query, smt_entry(known % SMT_ENTRIES).1),
         };
@@ -49,7 +52,9 @@ fuzz_target!(|data: &[u8]| {
             query
         };
         if proof.verify_hash(&merkle().root(), &leaf).is_ok() {
-            let at = usize::try_from(proof.index).ok().and_then(|i| leaves.get(i));
+            let at = usize::try_from(proof.index)
+                .ok()
+                .and_then(|i| leaves.get(i));
             assert_eq!(at, Some(&leaf), "a Merkle proof that lies");
         }
     }

@@ -14,5 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = tx.sender();
     let alone = tx.verify_signature().is_ok();
     let batch = SignedTx::verify_batch(std::slice::from_ref(&tx)).is_ok();
-    assert_eq!(alone, batch, "a signature checked alone and in a batch disagree");
+    assert_eq!(
+        alone, batch,
+        "a signature checked alone and in a batch disagree"
+    );
 });

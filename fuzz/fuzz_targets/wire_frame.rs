@@ -14,7 +14,12 @@ fuzz_target!(|data: &[u8]| {
         Body::Consensus(m) => consensus_frame(chain, &m),
         Body::Txs(txs) => txs_frame(chain, &txs).expect("a decoded batch is within its bound"),
         Body::BlocksRequest { from, to } => blocks_request_frame(chain, from, to),
-        Body::Blocks(blocks) => blocks_frame(chain, blocks).expect("decoded blocks are within their bound"),
+        Body::Blocks(blocks) => {
+            blocks_frame(chain, blocks).expect("decoded blocks are within their bound")
+        }
     };
-    assert!(again[..] == data[..], "a frame decoded from bytes that are not its encoding");
+    assert!(
+        again[..] == data[..],
+        "a frame decoded from bytes that are not its encoding"
+    );
 });

@@ -1,9 +1,9 @@
 //! The fuzz targets' seed corpora (`fuzz/corpus/<target>/seed-*`) are real inputs of today's
 //! formats: frames, messages, blocks and certificates taken from a running committee, a
-//! request for every JSON-RPC method,
-//! transactions of every kind the seeds cover, and proofs of the fixed trees the targets check
-//! against. This test rebuilds them and compares them with the checked-in files, so a change
-//! to an encoding cannot leave the fuzzers starting from inputs that no longer decode.
+//! request for every JSON-RPC method, transactions of every kind the seeds cover, proofs of
+//! the fixed trees the targets check against, and byte streams that steer the ledger's block
+//! generator. This test rebuilds them and compares them with the checked-in files, so a
+//! change to an encoding cannot leave the fuzzers starting from inputs that no longer decode.
 //! After such a change, rewrite them with
 //! `BANYAN_WRITE_FUZZ_CORPUS=1 cargo test --release --workspace --test fuzz_corpus`.
 
@@ -228,6 +228,22 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
         put("state_proof", name, bytes);
     }
 
+    // Blocks for the ledger: chain (even: main), accounts, transactions, then every choice.
+    for (i, (chain, accounts, n)) in [(0u8, 7u8, 47u8), (1, 3, 20), (0, 1, 8), (0, 5, 33)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut b = vec![chain, accounts, n];
+        for j in 0..128u32 {
+            let chunk = hash(
+                Domain::Custom("banyan/fuzz/ledger-seed"),
+                &[i as u8, (j & 0xff) as u8, (j >> 8) as u8],
+            );
+            b.extend_from_slice(chunk.as_bytes());
+        }
+        put("ledger_block", format!("block-{i}"), b);
+    }
+
     // Schedules: in order; in order with time passing; with a restart and a corrupted message.
     put("replica", "in-order".into(), vec![0; 2_048]);
     put(
@@ -267,6 +283,7 @@ fn seed_corpora_are_todays_encodings() {
         "block",
         "certificate",
         "state_proof",
+        "ledger_block",
         "replica",
     ] {
         let Ok(entries) = std::fs::read_dir(root.join(target)) else {

@@ -130,6 +130,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// Make node `node`'s safety storage acknowledge writes without keeping them: a planted
+    /// bug, for showing that [`check`](Self::check) catches what follows.
+    pub fn set_lossy_disk(&mut self, node: usize) {
+        if let Some(n) = self.nodes.get(node) {
+            n.disk.0.borrow_mut().lossy = true;
+        }
+    }
+
     /// The committee.
     pub fn committee(&self) -> &Committee {
         &self.committee

@@ -50,16 +50,36 @@ pub fn spawned_by(spawner: &Address) -> ChainId {
 /// Most accounts in the pool.
 pub const MAX_ACCOUNTS: usize = 8;
 
-/// A seeded stream (the same seed draws the same case).
-pub struct Rng(ChaCha8Rng);
+/// A seeded stream (the same seed draws the same case), or a stream read from given bytes
+/// (a fuzzer's input: each choice takes the next bytes, zeros once they run out, so the
+/// fuzzer steers every choice).
+pub enum Rng {
+    Seeded(Box<ChaCha8Rng>),
+    Bytes(Vec<u8>, usize),
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(ChaCha8Rng::seed_from_u64(seed))
+        Rng::Seeded(Box::new(ChaCha8Rng::seed_from_u64(seed)))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Rng::Bytes(bytes.to_vec(), 0)
     }
 
     pub fn next(&mut self) -> u64 {
-        self.0.gen()
+        match self {
+            Rng::Seeded(r) => r.gen(),
+            Rng::Bytes(bytes, at) => {
+                // Two bytes per choice: enough to steer every `below`/`chance`/`pick` here.
+                let mut v = [0u8; 8];
+                for b in v.iter_mut().take(2) {
+                    *b = bytes.get(*at).copied().unwrap_or(0);
+                    *at += 1;
+                }
+                u64::from_le_bytes(v)
+            }
+        }
     }
 
     pub fn below(&mut self, n: usize) -> usize {
@@ -247,9 +267,18 @@ pub fn random_block(
     accounts: usize,
     chain: ChainId,
 ) -> (State, Vec<VerifiedTx>) {
+    random_block_from(&mut Rng::new(seed), txs, accounts, chain)
+}
+
+/// [`random_block`] with every choice drawn from `rng`.
+pub fn random_block_from(
+    rng: &mut Rng,
+    txs: usize,
+    accounts: usize,
+    chain: ChainId,
+) -> (State, Vec<VerifiedTx>) {
     let p = pool();
     let accounts = accounts.clamp(1, MAX_ACCOUNTS);
-    let mut rng = Rng::new(seed);
     let amounts = [0u128, 5, 1_000, 1_000_000_000, u128::MAX - 3];
     let assets = [AssetId::NATIVE, local_asset(), bridged()];
     let mut state = State::new();
@@ -475,7 +504,7 @@ pub fn random_block(
         };
         let kind = match rng.below(22) {
             0..=8 => TxKind::Transfer {
-                to: other(&mut rng),
+                to: other(rng),
                 asset: rng.pick(&assets),
                 amount: Amount(rng.pick(&[0u128, 1, 50, 1_000_000, u128::MAX])),
             },
@@ -500,7 +529,7 @@ pub fn random_block(
                     p.evidence[rng.below(p.evidence.len())].clone()
                 };
                 TxKind::ReportEquivocation {
-                    offender: other(&mut rng),
+                    offender: other(rng),
                     evidence: Box::new(evidence),
                 }
             }
@@ -514,24 +543,24 @@ pub fn random_block(
             },
             12 => TxKind::RetireSidechain {
                 chain: if rng.chance(80) {
-                    spawned_by(&other(&mut rng))
+                    spawned_by(&other(rng))
                 } else {
                     ChainId(rng.pick(&[0u32, 5]))
                 },
             },
             13 | 14 => TxKind::CrossChainSend {
                 destination: ChainId(rng.pick(&[0u32, 1, 2])),
-                recipient: other(&mut rng),
+                recipient: other(rng),
                 asset: rng.pick(&assets),
                 amount: Amount(rng.pick(&[0u128, 3, 1_000_000])),
                 timeout_height: Height(rng.pick(&[0u64, 10])),
             },
             15 | 16 => TxKind::DeliverPacket {
-                packet: packet(&mut rng, false),
+                packet: packet(rng, false),
                 proof: Box::new(p.packet_proof.clone()),
             },
             17 | 18 => TxKind::AcknowledgePacket {
-                packet: packet(&mut rng, true),
+                packet: packet(rng, true),
                 ack: if rng.chance(50) {
                     Acknowledgement::Success
                 } else {
@@ -540,7 +569,7 @@ pub fn random_block(
                 proof: Box::new(p.packet_proof.clone()),
             },
             _ => TxKind::TimeoutPacket {
-                packet: packet(&mut rng, true),
+                packet: packet(rng, true),
                 proof: Box::new(p.non_delivery.clone()),
             },
         };
