@@ -496,7 +496,7 @@ impl Call {
 }
 
 /// An [`INVALID_PARAMS`] error.
-pub fn bad_params(message: impl Into<String>) -> ErrorObject {
+fn bad_params(message: impl Into<String>) -> ErrorObject {
     ErrorObject::new(
         INVALID_PARAMS,
         format!("invalid params: {}", message.into()),
@@ -504,7 +504,7 @@ pub fn bad_params(message: impl Into<String>) -> ErrorObject {
 }
 
 /// At most `max` characters of `s`.
-pub fn truncate(s: &str, max: usize) -> &str {
+fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

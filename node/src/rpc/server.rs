@@ -53,7 +53,6 @@ use super::{
 };
 use crate::api::{ApiError, NodeApi, Submitted};
 use crate::metrics::Metrics;
-
 use banyan_core::tx::SignedTx;
 use bytes::Bytes;
 use http_body_util::Full;
