@@ -138,29 +138,14 @@ impl Cluster {
         }
     }
 
-    /// The committee.
-    pub fn committee(&self) -> &Committee {
-        &self.committee
-    }
-
     /// Nodes (twins count twice).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
-    /// The committee index node `node` runs as.
-    pub fn index_of(&self, node: usize) -> Option<usize> {
-        self.nodes.get(node).map(|n| n.index)
-    }
-
     /// Messages in flight, oldest first.
     pub fn in_flight(&self) -> &VecDeque<InFlight> {
         &self.in_flight
-    }
-
-    /// Local time, ms (one clock for all).
-    pub fn now(&self) -> Millis {
-        self.now
     }
 
     /// The highest height an honest member committed.
